@@ -1,0 +1,32 @@
+"""assljax: active semi-supervised learning in JAX with NTK acquisition strategies.
+
+Subpackages load on first attribute access, so ``import assljax`` stays light (no
+TensorFlow, neural-tangents or matplotlib until a function needs them):
+
+    assljax.kernels      finite/infinite-width NTKs, Nyström features, spectral solvers
+    assljax.acquisition  the strategy registry (random ... npc, crc, dynamicAL, bilevel)
+    assljax.models       model families as pure (params, x) -> logits functions
+    assljax.ssl          FixMatch + DARP, MixMatch, Mean Teacher, supervised training
+    assljax.data         datasets and the labeled pool
+    assljax.loop         the active-learning loop, checkpoints and oracles
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_SUBPACKAGES = ("acquisition", "data", "kernels", "loop", "models", "ssl")
+
+
+def __getattr__(name: str):
+  if name in _SUBPACKAGES:
+    module = importlib.import_module(f"assljax.{name}")
+    globals()[name] = module
+    return module
+  raise AttributeError(f"module 'assljax' has no attribute {name!r}")
+
+
+def __dir__():
+  return sorted(list(globals()) + list(_SUBPACKAGES))

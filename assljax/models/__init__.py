@@ -1,0 +1,8 @@
+"""Model families behind one pure-function edge (see :mod:`assljax.models.core`)."""
+
+from assljax.models import cnn as _cnn  # noqa: F401  (registers "cnn")
+from assljax.models import mlp as _mlp  # noqa: F401  (registers "mlp")
+from assljax.models import wide_resnet as _wide_resnet  # noqa: F401  (registers "wrn*")
+from assljax.models.core import Model, Variables, available, build, count_params, register
+
+__all__ = ["Model", "Variables", "available", "build", "count_params", "register"]

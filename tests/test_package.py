@@ -1,0 +1,25 @@
+"""Package-level contracts: light import, lazy subpackages, the test-wide JAX settings."""
+
+import subprocess
+import sys
+
+import jax
+
+
+def test_conftest_settings():
+  assert jax.config.jax_numpy_rank_promotion == "raise"
+  assert jax.device_count() == 8
+
+
+def test_import_is_light():
+  # `import assljax` must not pull heavy optional dependencies (accelerator images).
+  code = ("import sys, assljax; heavy = [m for m in ('tensorflow', 'tensorflow_datasets', "
+          "'neural_tangents', 'sklearn', 'matplotlib') if m in sys.modules]; print(heavy)")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+  assert out.stdout.strip() == "[]"
+
+
+def test_subpackages_are_lazy_attributes():
+  import assljax
+  assert assljax.models.build is not None
+  assert "models" in dir(assljax)
