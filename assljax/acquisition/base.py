@@ -13,6 +13,7 @@ call jitted, chunked kernels; a strategy never sees an NNX module, only
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from typing import Any, Callable, Protocol
 
 import jax
@@ -99,6 +100,24 @@ class StatelessStrategy:
     return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in fields.items())})"
 
 
+# strategy name -> module of assljax.acquisition that registers it (imported on first use,
+# so that heavy dependencies load only for the strategy that needs them)
+_MODULE_OF = {
+    "random": "uncertainty",
+    "entropy": "uncertainty",
+    "margin": "uncertainty",
+    "confidence": "uncertainty",
+    "egl": "egl",
+    "badge": "badge",
+    "coreset": "coreset",
+    "albl": "albl",
+    "crc": "spectral",
+    "npc": "spectral",
+    "dynamicAL": "dynamic",
+    "bilevel": "bilevel",
+}
+
+
 def register(name: str) -> Callable:
   """Registers ``constructor(**hyperparameters) -> Strategy`` under ``name``."""
 
@@ -112,12 +131,14 @@ def register(name: str) -> Callable:
 
 
 def available() -> tuple[str, ...]:
-  """Registered strategy names."""
-  return tuple(sorted(_REGISTRY))
+  """Strategy names accepted by :func:`get`."""
+  return tuple(sorted(set(_MODULE_OF) | set(_REGISTRY), key=str.lower))
 
 
 def get(name: str, **hyperparameters: Any) -> Strategy:
   """The strategy registered as ``name``, configured with ``hyperparameters``."""
+  if name not in _REGISTRY and name in _MODULE_OF:
+    importlib.import_module(f"assljax.acquisition.{_MODULE_OF[name]}")
   if name not in _REGISTRY:
     raise ValueError(
         f"unknown acquisition strategy {name!r}; available: {', '.join(available())}")

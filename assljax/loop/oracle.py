@@ -1,0 +1,162 @@
+"""Oracles answer label queries: simulated from ground truth, or a human through CSV files.
+
+The human round trip:
+
+    assljax run ... (oracle="human")      # acquires, writes DIR/queries/round_R.csv, stops
+    assljax query --workdir DIR           # (re)writes the CSV and a PNG contact sheet
+    # a person fills in the `label` column (class index or class name)
+    assljax label --workdir DIR --labels round_R.csv
+    assljax run --workdir DIR --resume    # ingests the labels and continues
+
+A label file is data only: it is parsed with :mod:`csv`, never evaluated, and rejected
+whole (naming the offending line) if any row is wrong, so a bad file never changes state.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+from typing import Sequence
+
+import numpy as np
+
+QUERY_COLUMNS = ("sample_id", "source", "label")
+
+
+class SimulatedOracle:
+  """Answers queries with the ground-truth labels of the pool.
+
+  Args:
+    labels: ``(N,)`` int ground-truth labels of the pool.
+  """
+
+  def __init__(self, labels: np.ndarray):
+    self._labels = np.asarray(labels, dtype=np.int32)
+
+  def __call__(self, indices: np.ndarray) -> np.ndarray:
+    """Labels ``(q,)`` int32 of pool ``indices`` ``(q,)``."""
+    return self._labels[np.asarray(indices)]
+
+
+def write_queries(path: str | os.PathLike, indices: Sequence[int], sources: Sequence[str]) -> str:
+  """Writes pending queries as CSV (``sample_id,source,label`` with the label blank).
+
+  Args:
+    path: the CSV file to write (parent directories are created).
+    indices: ``(q,)`` pool indices being asked about; they are the sample ids.
+    sources: ``(q,)`` where each sample came from (file path, or dataset/split/index).
+  """
+  path = os.fspath(path)
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  tmp = path + ".tmp"
+  with open(tmp, "w", newline="") as f:
+    writer = csv.writer(f)
+    writer.writerow(QUERY_COLUMNS)
+    for index, source in zip(indices, sources):
+      writer.writerow([int(index), source, ""])
+  os.replace(tmp, path)
+  return path
+
+
+def read_labels(path: str | os.PathLike, pending: Sequence[int],
+                class_names: Sequence[str]) -> dict[int, int]:
+  """Parses and validates a label CSV for the pending queries.
+
+  The file needs a header with ``sample_id`` and ``label`` columns (others are ignored);
+  a label is a class index or a class name. Every pending id must be labeled exactly once.
+
+  Returns:
+    ``{sample_id: label}`` for exactly the pending ids.
+
+  Raises:
+    ValueError: naming the file and line of the first problem (unknown id, duplicate,
+      label out of range or unknown name, missing column, missing labels).
+  """
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise ValueError(f"label file {path} does not exist")
+  pending_set = {int(i) for i in pending}
+  by_name = {name: i for i, name in enumerate(class_names)}
+  num_classes = len(class_names)
+  answers: dict[int, int] = {}
+  try:
+    with open(path, newline="", encoding="utf-8") as f:
+      reader = csv.DictReader(f)
+      header = reader.fieldnames or []
+      missing = [c for c in ("sample_id", "label") if c not in header]
+      if missing:
+        raise ValueError(f"{path}: header must have columns sample_id and label; "
+                         f"missing {', '.join(missing)}")
+      for row in reader:
+        line = reader.line_num
+        raw_id, raw_label = (row.get("sample_id") or "").strip(), (row.get("label") or "").strip()
+        try:
+          sample_id = int(raw_id)
+        except ValueError:
+          raise ValueError(f"{path}:{line}: sample_id {raw_id!r} is not an integer") from None
+        if sample_id not in pending_set:
+          raise ValueError(f"{path}:{line}: sample_id {sample_id} is not a pending query")
+        if sample_id in answers:
+          raise ValueError(f"{path}:{line}: sample_id {sample_id} is labeled twice")
+        if raw_label in by_name:
+          label = by_name[raw_label]
+        else:
+          try:
+            label = int(raw_label)
+          except ValueError:
+            raise ValueError(
+                f"{path}:{line}: label {raw_label!r} is neither a class index nor one of "
+                f"{', '.join(class_names)}") from None
+          if not 0 <= label < num_classes:
+            raise ValueError(f"{path}:{line}: label {label} is out of range [0, {num_classes})")
+        answers[sample_id] = label
+  except UnicodeDecodeError:
+    raise ValueError(f"{path}: not a UTF-8 text CSV file") from None
+  except csv.Error as e:
+    raise ValueError(f"{path}: malformed CSV ({e})") from None
+  unanswered = sorted(pending_set - set(answers))
+  if unanswered:
+    shown = ", ".join(map(str, unanswered[:10])) + (" ..." if len(unanswered) > 10 else "")
+    raise ValueError(f"{path}: {len(unanswered)} pending queries have no label: {shown}")
+  return answers
+
+
+def write_contact_sheet(path: str | os.PathLike, images: np.ndarray, indices: Sequence[int], *,
+                        columns: int = 10) -> str:
+  """Saves a PNG grid of query images ``(q, H, W, C)`` in [0, 1], titled by sample id."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  q = len(indices)
+  columns = max(1, min(columns, q))
+  rows = -(-q // columns)
+  fig, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.5 * rows), squeeze=False)
+  for ax in axes.ravel():
+    ax.axis("off")
+  for ax, image, index in zip(axes.ravel(), images, indices):
+    image = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
+    if image.shape[-1] == 1:
+      ax.imshow(image[..., 0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    else:
+      ax.imshow(image, interpolation="nearest")
+    ax.set_title(str(int(index)), fontsize=8)
+  fig.tight_layout()
+  os.makedirs(os.path.dirname(os.path.abspath(os.fspath(path))), exist_ok=True)
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return os.fspath(path)
+
+
+def copy_audio_sources(directory: str | os.PathLike, indices: Sequence[int],
+                       sources: Sequence[str]) -> list[str]:
+  """Copies the WAV files behind audio queries to ``directory/<sample_id>.wav``."""
+  os.makedirs(directory, exist_ok=True)
+  written = []
+  for index, source in zip(indices, sources):
+    if source.lower().endswith(".wav") and os.path.isfile(source):
+      target = os.path.join(os.fspath(directory), f"{int(index)}.wav")
+      shutil.copyfile(source, target)
+      written.append(target)
+  return written
