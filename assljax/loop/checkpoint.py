@@ -53,7 +53,7 @@ class Checkpoints:
         max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False,
         cleanup_tmp_directories=True)
     self._manager = ocp.CheckpointManager(self.directory, options=options,
-                                          item_names=("state", "meta"))
+                                          item_names=("state", "meta", "extra"))
 
   def steps(self) -> list[int]:
     """Saved checkpoint numbers, ascending."""
@@ -63,13 +63,25 @@ class Checkpoints:
     steps = self.steps()
     return steps[-1] if steps else None
 
-  def save(self, step: int, state: PyTree, meta: dict) -> None:
-    """Saves ``state`` (arrays) and ``meta`` (JSON-serializable) as checkpoint ``step``."""
+  def save(self, step: int, state: PyTree, meta: dict, *, extra: PyTree = None) -> None:
+    """Saves checkpoint ``step``.
+
+    Args:
+      step: checkpoint number (increasing).
+      state: pytree of arrays, restored against an abstract template.
+      meta: JSON-serializable dict.
+      extra: optional pytree of arrays whose structure is not known in advance (a
+        strategy's memory); restored as nested dicts. ``meta["has_extra"]`` records it.
+    """
     ocp = self._ocp
-    self._manager.save(
-        int(step), args=ocp.args.Composite(state=ocp.args.StandardSave(_as_saveable(state)),
-                                           meta=ocp.args.JsonSave(meta)), force=True)
+    items = dict(state=ocp.args.StandardSave(_as_saveable(state)),
+                 meta=ocp.args.JsonSave({**meta, "has_extra": extra is not None}))
+    if extra is not None:
+      items["extra"] = ocp.args.StandardSave(_as_saveable(extra))
+    log.debug("checkpoint %d: saving to %s", step, self.directory)
+    self._manager.save(int(step), args=ocp.args.Composite(**items), force=True)
     self._manager.wait_until_finished()
+    log.debug("checkpoint %d: saved", step)
 
   def restore_meta(self, step: int | None = None) -> tuple[int, dict]:
     """Metadata of checkpoint ``step`` (default: newest readable)."""
@@ -83,8 +95,9 @@ class Checkpoints:
         self._warn_skip(candidate, e)
     raise CheckpointError(f"no readable checkpoint in {self.directory}")
 
-  def restore(self, abstract_state: PyTree, step: int | None = None) -> tuple[int, PyTree, dict]:
-    """``(step, state, meta)`` of the newest readable checkpoint (or of ``step``).
+  def restore(self, abstract_state: PyTree, step: int | None = None
+              ) -> tuple[int, PyTree, dict, PyTree]:
+    """``(step, state, meta, extra)`` of the newest readable checkpoint (or of ``step``).
 
     Args:
       abstract_state: a pytree of ``jax.ShapeDtypeStruct`` (or arrays) with the
@@ -98,7 +111,12 @@ class Checkpoints:
         restored = self._manager.restore(
             candidate, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
                                                meta=ocp.args.JsonRestore()))
-        return candidate, restored["state"], dict(restored["meta"])
+        meta = dict(restored["meta"])
+        extra = None
+        if meta.pop("has_extra", False):
+          extra = self._manager.restore(
+              candidate, args=ocp.args.Composite(extra=ocp.args.StandardRestore()))["extra"]
+        return candidate, restored["state"], meta, extra
       except Exception as e:  # noqa: BLE001 - any failure means "unreadable"
         self._warn_skip(candidate, e)
     raise CheckpointError(f"no readable checkpoint in {self.directory}")

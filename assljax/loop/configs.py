@@ -33,10 +33,16 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
   name = "assljax_config_" + os.path.splitext(os.path.basename(path))[0]
   module_spec = importlib.util.spec_from_file_location(name, path)
   module = importlib.util.module_from_spec(module_spec)
+  # Like `python FILE.py`: the config's folder is importable, so configs can share a
+  # sibling module of defaults.
+  folder = os.path.dirname(os.path.abspath(path))
+  sys.path.insert(0, folder)
   try:
     module_spec.loader.exec_module(module)
   except Exception as e:  # noqa: BLE001 - report any failure of user code in one line
     raise ValueError(f"config file {path} failed to load: {type(e).__name__}: {e}") from None
+  finally:
+    sys.path.remove(folder)
   if not hasattr(module, "get_config"):
     raise ValueError(f"config file {path} defines no get_config(arg)")
   try:

@@ -1,0 +1,153 @@
+"""The `assljax` command line.
+
+    assljax run --config experiments/configs/NAME.py[:ARG] --workdir DIR [--config.KEY=VALUE ...]
+    assljax run --workdir DIR --resume       # continue after a crash or a labeling step
+    assljax query --workdir DIR              # export pending queries (CSV + contact sheet)
+    assljax label --workdir DIR --labels FILE.csv
+    assljax report DIR [DIR ...] --out OUT   # learning curves and tables
+
+Bad input of any kind prints one line, ``assljax: error: ...``, and exits with code 2;
+nothing already saved in a workdir is changed by a failed command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+  """argparse that reports errors in the same one-line form as everything else."""
+
+  def error(self, message: str):
+    raise ValueError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+  parser = _Parser(prog="assljax", description="Active semi-supervised learning in JAX.")
+  commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+  run = commands.add_parser("run", help="run or resume an experiment")
+  run.add_argument("--config", help="experiments/configs/NAME.py[:ARG]")
+  run.add_argument("--workdir", required=True, help="where checkpoints and results go")
+  run.add_argument("--resume", action="store_true", help="continue the run saved in --workdir")
+
+  query = commands.add_parser("query", help="export the queries waiting for human labels")
+  query.add_argument("--workdir", required=True)
+
+  label = commands.add_parser("label", help="validate and store a CSV of human labels")
+  label.add_argument("--workdir", required=True)
+  label.add_argument("--labels", required=True, help="CSV with sample_id and label columns")
+
+  report = commands.add_parser("report", help="learning curves and tables from results")
+  report.add_argument("dirs", nargs="+", help="workdirs (or results.json files)")
+  report.add_argument("--out", required=True, help="output directory")
+  report.add_argument("--quiet", action="store_true")
+  return parser
+
+
+def _split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+  """Separates ``--config.KEY=VALUE`` (or ``--config.KEY VALUE``) from other arguments."""
+  rest, overrides, i = [], [], 0
+  argv = list(argv)
+  while i < len(argv):
+    arg = argv[i]
+    if arg.startswith("--config."):
+      body = arg[len("--config."):]
+      if "=" not in body:
+        if i + 1 >= len(argv):
+          raise ValueError(f"{arg} needs a value")
+        body, i = f"{body}={argv[i + 1]}", i + 1
+      overrides.append(body)
+    else:
+      rest.append(arg)
+    i += 1
+  return rest, overrides
+
+
+def _run(args, overrides: list[str]) -> int:
+  from assljax.loop import configs, experiment
+
+  workdir = os.path.abspath(args.workdir)
+  if args.resume:
+    if args.config:
+      raise ValueError("--resume continues the config saved in the workdir; drop --config")
+    config = experiment.load_saved_config(workdir)
+    configs.apply_overrides(config, [o for o in overrides if o.startswith("progress=")])
+    if any(not o.startswith("progress=") for o in overrides):
+      raise ValueError("--resume accepts no config overrides except --config.progress")
+  else:
+    if not args.config:
+      raise ValueError("run needs --config FILE.py[:ARG] (or --resume)")
+    if os.path.isfile(os.path.join(workdir, "config.json")):
+      raise ValueError(f"{workdir} already holds a run; continue it with --resume "
+                       "or choose a new --workdir")
+    config = configs.apply_overrides(configs.load_config(args.config), overrides)
+    experiment.check_config(config)
+  prepared = experiment.prepare(config)
+  if not args.resume:
+    experiment.save_config(workdir, config)
+  status = experiment.run_experiment(prepared, workdir)
+  if status.status == "awaiting_labels":
+    print(f"assljax: {len(status.pending)} queries await human labels; see `assljax query "
+          f"--workdir {args.workdir}`")
+    return 0
+  print(f"assljax: done; {len(status.records)} records in "
+        f"{os.path.join(args.workdir, 'results.json')}")
+  return 0
+
+
+def _query(args) -> int:
+  from assljax.loop import experiment
+  workdir = os.path.abspath(args.workdir)
+  prepared = experiment.prepare(experiment.load_saved_config(workdir), log=lambda _: None)
+  for path in experiment.export_pending(prepared, workdir):
+    print(path)
+  return 0
+
+
+def _label(args) -> int:
+  from assljax.loop import experiment
+  workdir = os.path.abspath(args.workdir)
+  prepared = experiment.prepare(experiment.load_saved_config(workdir), log=lambda _: None)
+  target = experiment.ingest_labels(prepared, workdir, args.labels)
+  print(f"assljax: labels stored in {target}; continue with `assljax run --workdir "
+        f"{args.workdir} --resume`")
+  return 0
+
+
+def _report(args) -> int:
+  from assljax import report
+  report.run_report(args.dirs, args.out, quiet=args.quiet)
+  return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  """Entry point of the `assljax` console script; returns the exit code."""
+  argv = list(sys.argv[1:] if argv is None else argv)
+  try:
+    rest, overrides = _split_overrides(argv)
+    if rest[:1] == ["-h"] or rest[:1] == ["--help"] or (len(rest) >= 2 and rest[1] in ("-h", "--help")):
+      _parser().parse_args(rest)  # prints help and exits 0
+    args = _parser().parse_args(rest)
+    if overrides and args.command != "run":
+      raise ValueError("--config.KEY=VALUE overrides only apply to `assljax run`")
+    handler = {"run": lambda: _run(args, overrides), "query": lambda: _query(args),
+               "label": lambda: _label(args), "report": lambda: _report(args)}[args.command]
+    return handler()
+  except (ValueError, OSError) as e:
+    message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    print(f"assljax: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+  except KeyboardInterrupt:
+    print("assljax: interrupted; resume with `assljax run --workdir DIR --resume`",
+          file=sys.stderr)
+    return 130
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,308 @@
+"""From an experiment config to runs: the application layer behind `assljax run`.
+
+This is the one place that reads a config; everything it calls takes explicit
+arguments. A config (``experiments/configs/*.py``, ``get_config(arg)``) has:
+
+    experiment        name written into every record
+    dataset           name, data_dir, seed, max_train, max_test, options
+    model             name, options
+    ssl               algorithm ("fixmatch", "fixmatch_darp", "mixmatch", "mean_teacher",
+                      "supervised"), options (the algorithm's keyword arguments),
+                      batch_size, mu, lr, weight_decay (None = the algorithm's reference
+                      values), total_steps (length K of the cosine schedule), ema_decay,
+                      compute_dtype ("float32" | "bfloat16"), steps_per_round, reinit,
+                      augment (flip, pad, num_ops, cutout_fraction)
+    al                initial_per_class, query_size, budget (all labels, initial ones
+                      included), mode ("sequential" | "single_shot" | "zero_shot")
+    strategies        list of run labels, e.g. ["random", "npc", "npc_zero_shot"]
+    strategy_options  per label (optional): name (registry name, default the label),
+                      mode (overrides al.mode), kernel (None | "last_layer" |
+                      "all_layers" | "infinite"), hparams (the strategy's keyword
+                      arguments)
+    seeds             list of ints; one run per (label, seed)
+    oracle            "simulated" | "human"
+    checkpoint_every  training steps between checkpoints
+    eval_batch_size, progress
+
+Layout of a workdir:
+
+    WORKDIR/config.json                    the resolved config (what --resume reads)
+    WORKDIR/results.json                   every record of every run (docs/results_schema.md)
+    WORKDIR/runs/LABEL/seed_S/             one run: checkpoints/, records.json,
+                                           queries/ and labels/ (human oracle)
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import os
+from typing import Any, Callable, NamedTuple
+
+import ml_collections
+
+from assljax.loop import configs as configs_lib
+from assljax.loop.checkpoint import CheckpointError, Checkpoints
+from assljax.loop.round import (RunStatus, _write_json, export_queries, labels_path,
+                                run_loop)
+from assljax.loop.state import Schedule
+
+ALGORITHMS = ("fixmatch", "fixmatch_darp", "mixmatch", "mean_teacher", "supervised")
+KERNELS = (None, "last_layer", "all_layers", "infinite")
+
+
+class RunPlan(NamedTuple):
+  """What the runs of one label share: strategy, schedule and kernel."""
+  strategy: Any
+  schedule: Schedule
+  kernel_factory: Any
+
+
+class Prepared(NamedTuple):
+  """Everything built from a config before any run starts (so bad input fails early)."""
+  config: ml_collections.ConfigDict
+  dataset: Any
+  model: Any
+  trainer: Any
+  plans: dict
+
+
+def _plain(value: Any) -> Any:
+  return value.to_dict() if isinstance(value, ml_collections.ConfigDict) else value
+
+
+def _dtype(name: str):
+  import jax.numpy as jnp
+  dtypes = {"float32": None, "bfloat16": jnp.bfloat16}
+  if name not in dtypes:
+    raise ValueError(f"ssl.compute_dtype must be 'float32' or 'bfloat16', got {name!r}")
+  return dtypes[name]
+
+
+def _augmentations(augment: ml_collections.ConfigDict) -> tuple[Callable, Callable]:
+  from assljax.ssl import augment as augment_lib
+  weak = functools.partial(augment_lib.weak_augment, flip=bool(augment.flip),
+                           pad=int(augment.pad))
+  strong = functools.partial(augment_lib.strong_augment, flip=bool(augment.flip),
+                             pad=int(augment.pad), num_ops=int(augment.num_ops),
+                             cutout_fraction=float(augment.cutout_fraction))
+  return weak, strong
+
+
+def build_algorithm(name: str, options: dict, weak: Callable, strong: Callable):
+  """The :mod:`assljax.ssl` algorithm ``name`` with ``options`` and the augmentations."""
+  from assljax import ssl
+  if name not in ALGORITHMS:
+    raise ValueError(f"ssl.algorithm must be one of {', '.join(ALGORITHMS)}, got {name!r}")
+  constructor = getattr(ssl, name)
+  accepted = inspect.signature(constructor).parameters
+  unknown = sorted(set(options) - set(accepted))
+  if unknown:
+    raise ValueError(f"unknown ssl.options for {name}: {', '.join(unknown)}; "
+                     f"accepted: {', '.join(p for p in accepted if p not in ('weak', 'strong'))}")
+  kwargs = dict(options)
+  if "weak" in accepted:
+    kwargs["weak"] = weak
+  if "strong" in accepted:
+    kwargs["strong"] = strong
+  return constructor(**kwargs)
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Structural checks that need no data; raises ValueError naming the field."""
+  for section in ("dataset", "model", "ssl", "al", "strategy_options"):
+    if section not in config:
+      raise ValueError(f"config has no {section!r} section")
+  for field in ("experiment", "strategies", "seeds", "oracle", "checkpoint_every"):
+    if field not in config:
+      raise ValueError(f"config has no {field!r} field")
+  if not config.strategies:
+    raise ValueError("config.strategies is empty")
+  if len(set(config.strategies)) != len(config.strategies):
+    raise ValueError("config.strategies has duplicate labels")
+  if not config.seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in config.seeds):
+    raise ValueError(f"config.seeds must be a non-empty list of integers, got {config.seeds!r}")
+  if len(set(config.seeds)) != len(config.seeds):
+    raise ValueError("config.seeds has duplicates")
+  if config.oracle not in ("simulated", "human"):
+    raise ValueError(f"config.oracle must be 'simulated' or 'human', got {config.oracle!r}")
+  for key in ("steps_per_round", "batch_size", "total_steps"):
+    value = config.ssl[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+      raise ValueError(f"config.ssl.{key} must be a positive integer, got {value!r}")
+  if isinstance(config.checkpoint_every, bool) or config.checkpoint_every < 1:
+    raise ValueError(f"config.checkpoint_every must be a positive integer, "
+                     f"got {config.checkpoint_every!r}")
+  unknown = sorted(set(config.strategy_options) - set(config.strategies))
+  if unknown:
+    raise ValueError(f"config.strategy_options names labels not in config.strategies: "
+                     f"{', '.join(unknown)}")
+  from assljax import acquisition
+  for label in config.strategies:
+    options = config.strategy_options.get(label, ml_collections.ConfigDict())
+    extra = sorted(set(options) - {"name", "mode", "kernel", "hparams"})
+    if extra:
+      raise ValueError(f"config.strategy_options.{label} has unknown fields: {', '.join(extra)}")
+    name = options.get("name", label)
+    if name not in acquisition.available():
+      raise ValueError(f"strategy {name!r} (label {label!r}) is not one of "
+                       f"{', '.join(acquisition.available())}")
+    if options.get("kernel", None) not in KERNELS:
+      raise ValueError(f"config.strategy_options.{label}.kernel must be one of {KERNELS}")
+
+
+def prepare(config: ml_collections.ConfigDict, *, log: Callable[[str], None] = print) -> Prepared:
+  """Loads the dataset and builds the model and trainer shared by all runs."""
+  from assljax import data as data_lib
+  from assljax import models, ssl
+
+  check_config(config)
+  ds_cfg = config.dataset
+  dataset = data_lib.load(ds_cfg.name, data_dir=ds_cfg.get("data_dir"), seed=ds_cfg.seed,
+                          max_train=ds_cfg.get("max_train"), max_test=ds_cfg.get("max_test"),
+                          **_plain(ds_cfg.get("options", {})))
+  log(f"dataset {dataset.name}: {len(dataset.train.y)} pool / {len(dataset.test.y)} test "
+      f"samples of shape {dataset.input_shape}, {dataset.num_classes} classes")
+  model = models.build(config.model.name, num_classes=dataset.num_classes,
+                       input_shape=dataset.input_shape, input_mean=dataset.mean,
+                       input_std=dataset.std, **_plain(config.model.get("options", {})))
+  weak, strong = _augmentations(config.ssl.augment)
+  algorithm = build_algorithm(config.ssl.algorithm, _plain(config.ssl.options), weak, strong)
+  trainer = ssl.make_trainer(
+      model, algorithm, batch_size=config.ssl.batch_size, total_steps=config.ssl.total_steps,
+      mu=config.ssl.get("mu"), lr=config.ssl.get("lr"),
+      weight_decay=config.ssl.get("weight_decay"), ema_decay=config.ssl.ema_decay,
+      compute_dtype=_dtype(config.ssl.compute_dtype))
+  plans = {label: _plan(config, label, model, dataset) for label in config.strategies}
+  return Prepared(config, dataset, model, trainer, plans)
+
+
+def _plan(config: ml_collections.ConfigDict, label: str, model: Any, dataset: Any) -> RunPlan:
+  from assljax import acquisition
+  options = config.strategy_options.get(label, ml_collections.ConfigDict())
+  strategy = acquisition.get(options.get("name", label), **_plain(options.get("hparams", {})))
+  schedule = Schedule.make(mode=options.get("mode", config.al.mode),
+                           initial_per_class=config.al.initial_per_class,
+                           query_size=config.al.query_size, budget=config.al.budget,
+                           num_classes=dataset.num_classes, pool_size=len(dataset.train.y))
+  factory = _kernel_factory(options.get("kernel", None), model, dataset.num_classes)
+  return RunPlan(strategy, schedule, factory)
+
+
+def _kernel_factory(kind: str | None, model: Any, num_classes: int):
+  if kind is None:
+    return None
+  from assljax.kernels import Kernel
+  if kind == "infinite":
+    kernel = Kernel.infinite(model.name, num_classes=num_classes)
+    return lambda apply_fn, params, embed_fn: kernel
+  param_filter = "last_layer" if kind == "last_layer" else "all"
+  return lambda apply_fn, params, embed_fn: Kernel.empirical(
+      apply_fn, params, param_filter=param_filter, embed_fn=embed_fn, num_classes=num_classes)
+
+
+def run_dir(workdir: str, label: str, seed: int) -> str:
+  return os.path.join(workdir, "runs", label, f"seed_{seed}")
+
+
+def runs(config: ml_collections.ConfigDict) -> list[tuple[str, int]]:
+  """``(label, seed)`` of every run, in execution order."""
+  return [(label, int(seed)) for label in config.strategies for seed in config.seeds]
+
+
+def collect_results(workdir: str, config: ml_collections.ConfigDict) -> list[dict]:
+  """Concatenates the records of every run into ``WORKDIR/results.json``."""
+  records = []
+  for label, seed in runs(config):
+    path = os.path.join(run_dir(workdir, label, seed), "records.json")
+    if os.path.isfile(path):
+      with open(path) as f:
+        records += json.load(f)
+  _write_json(os.path.join(workdir, "results.json"), records)
+  return records
+
+
+def save_config(workdir: str, config: ml_collections.ConfigDict) -> None:
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, "config.json")
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    f.write(configs_lib.to_json(config))
+  os.replace(tmp, path)
+
+
+def load_saved_config(workdir: str) -> ml_collections.ConfigDict:
+  if not os.path.isdir(workdir):
+    raise ValueError(f"workdir {workdir} does not exist")
+  path = os.path.join(workdir, "config.json")
+  if not os.path.isfile(path):
+    raise ValueError(f"{workdir} holds no assljax run (no config.json); start one with "
+                     f"`assljax run --config FILE --workdir {workdir}`")
+  try:
+    with open(path) as f:
+      return configs_lib.from_json(f.read())
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise ValueError(f"{path} is not valid JSON ({e})") from None
+
+
+def run_experiment(prepared: Prepared, workdir: str, *, log: Callable[[str], None] = print
+                   ) -> RunStatus:
+  """Runs or resumes every (label, seed) of the experiment in ``workdir``, in order.
+
+  Stops early when a run waits for human labels. Returns the status of the last run
+  touched, with the records of all runs.
+  """
+  config, dataset, model, trainer, plans = prepared
+  status = RunStatus("done", [], [])
+  for label, seed in runs(config):
+    plan = plans[label]
+    status = run_loop(
+        workdir=run_dir(workdir, label, seed), dataset=dataset, model=model, trainer=trainer,
+        strategy=plan.strategy, schedule=plan.schedule, seed=seed,
+        train_steps=config.ssl.steps_per_round, reinit=config.ssl.reinit, oracle=config.oracle,
+        checkpoint_every=config.checkpoint_every, kernel_factory=plan.kernel_factory,
+        experiment=config.experiment, label=label, eval_batch_size=config.eval_batch_size,
+        progress=config.progress, log=log,
+        on_checkpoint=lambda _: collect_results(workdir, config))
+    if status.status == "awaiting_labels":
+      return status._replace(records=collect_results(workdir, config))
+  return status._replace(records=collect_results(workdir, config))
+
+
+def awaiting_run(workdir: str, config: ml_collections.ConfigDict) -> tuple[str, int, list]:
+  """``(run directory, round, pending indices)`` of the run waiting for human labels."""
+  for label, seed in runs(config):
+    directory = run_dir(workdir, label, seed)
+    if not os.path.isdir(os.path.join(directory, "checkpoints")):
+      break
+    try:
+      _, meta = Checkpoints(os.path.join(directory, "checkpoints")).restore_meta()
+    except CheckpointError:
+      break
+    if meta["phase"] == "label":
+      round_index = max([r["round"] for r in meta["records"]], default=-1) + 1
+      return directory, round_index, list(meta["pending"])
+    if meta["phase"] != "done":
+      break
+  raise ValueError(f"no run in {workdir} is waiting for labels")
+
+
+def export_pending(prepared: Prepared, workdir: str) -> list[str]:
+  """`assljax query`: (re)writes the pending queries' CSV and contact sheet."""
+  directory, round_index, pending = awaiting_run(workdir, prepared.config)
+  return export_queries(directory, round_index, pending, prepared.dataset)
+
+
+def ingest_labels(prepared: Prepared, workdir: str, labels_file: str) -> str:
+  """`assljax label`: validates a label CSV and stores it for `run --resume`."""
+  from assljax.loop import oracle as oracle_lib
+  directory, round_index, pending = awaiting_run(workdir, prepared.config)
+  oracle_lib.read_labels(labels_file, pending, prepared.dataset.class_names)
+  target = labels_path(directory, round_index)
+  os.makedirs(os.path.dirname(target), exist_ok=True)
+  tmp = target + ".tmp"
+  with open(labels_file, "rb") as src, open(tmp, "wb") as dst:
+    dst.write(src.read())
+  os.replace(tmp, target)
+  return target

@@ -1,0 +1,36 @@
+"""Defaults shared by every experiment config; each config file overrides what differs.
+
+Not a config itself (no get_config): configs import it as a sibling module
+(`assljax run` makes the config's folder importable while loading it).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Every field `assljax run` reads, at the FixMatch reference settings (DESIGN §5)."""
+  config = ml_collections.ConfigDict()
+  config.experiment = "experiment"
+  config.dataset = ml_collections.ConfigDict(dict(
+      name="digits", data_dir=None, seed=0, max_train=None, max_test=None,
+      options=ml_collections.ConfigDict()))
+  config.model = ml_collections.ConfigDict(dict(name="wrn-28-2",
+                                                options=ml_collections.ConfigDict()))
+  config.ssl = ml_collections.ConfigDict(dict(
+      algorithm="fixmatch", options=ml_collections.ConfigDict(), batch_size=64, mu=None,
+      lr=None, weight_decay=None, total_steps=2 ** 20, ema_decay=0.999,
+      compute_dtype="float32", steps_per_round=2 ** 20, reinit=True,
+      augment=ml_collections.ConfigDict(dict(flip=True, pad=4, num_ops=2,
+                                             cutout_fraction=0.5))))
+  config.al = ml_collections.ConfigDict(dict(initial_per_class=1, query_size=10, budget=60,
+                                             mode="sequential"))
+  config.strategies = ["random"]
+  config.strategy_options = ml_collections.ConfigDict()
+  config.seeds = [0]
+  config.oracle = "simulated"
+  config.checkpoint_every = 1000
+  config.eval_batch_size = 1024
+  config.progress = True
+  return config
