@@ -1,0 +1,222 @@
+"""tensorflow-datasets sources: cifar10, cifar100, svhn_cropped, mnist, fashion_mnist,
+speech_commands, spoken_digit.
+
+Read offline with ``tfds.builder(name, data_dir=...).as_dataset(split, shuffle_files=False)``
+(which reads the TFRecord files ``tfds build`` writes by default, unlike
+``tfds.data_source``, which needs ArrayRecord); nothing is ever downloaded here. A dataset
+that is not prepared in ``data_dir`` raises a ``ValueError`` that says what to run.
+
+Ids are ``"<name>/<tfds split>/<index>"`` with ``index`` the position in the unshuffled
+tfds split. Images become float32 ``pixels / 255``. Audio (integer PCM divided by
+32768, float audio as is) is resampled to 16 kHz and turned into ``(32, 32, 1)`` log-mel
+spectrograms (:mod:`assljax.data.audio`). spoken_digit (free-spoken-digit-dataset, one
+tfds split "train", 8 kHz) is split as its authors prescribe: recordings numbered 0-4 of
+every speaker and digit (``"<digit>_<speaker>_<n>.wav"``) form the test set, 5-49 train.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from assljax.data.dataset import Dataset, Split, stratified_indices, subsample_rng
+
+_BATCH = 1024
+
+
+class _Source(NamedTuple):
+  kind: str                       # "image" | "audio"
+  feature: str                    # the input feature's key
+  folder_loader: str              # the folder source to suggest when tfds data is missing
+
+
+_SOURCES = {
+    "cifar10": _Source("image", "image", "imagefolder"),
+    "cifar100": _Source("image", "image", "imagefolder"),
+    "svhn_cropped": _Source("image", "image", "imagefolder"),
+    "mnist": _Source("image", "image", "imagefolder"),
+    "fashion_mnist": _Source("image", "image", "imagefolder"),
+    "speech_commands": _Source("audio", "audio", "audiofolder"),
+    "spoken_digit": _Source("audio", "audio", "audiofolder"),
+}
+
+_FSDD_TEST_RECORDINGS = 5  # recordings 0-4 of each (speaker, digit) are the official test set
+
+
+def _open(builder: Any, name: str, split: str, data_dir: str | None, folder_loader: str) -> Any:
+  """``builder.as_dataset(split)`` with a ValueError that says how to prepare missing data."""
+  known = list(builder.info.splits.keys())
+  try:
+    ds = builder.as_dataset(split=split, shuffle_files=False)
+  except AssertionError as err:  # tfds: "could not find data in <data_dir>"
+    where = data_dir
+    if where is None:
+      where = getattr(builder, "data_dir_root", "~/tensorflow_datasets")
+    raise ValueError(
+        f"tensorflow-datasets source {name!r} is not prepared in {where}; on a machine with"
+        f" network access run `tfds build {name} --data_dir {where}` and copy that folder here,"
+        f" or load your own files with load({folder_loader!r}, root=...).") from err
+  except (KeyError, ValueError) as err:
+    if known and split not in known:
+      raise ValueError(f"tensorflow-datasets source {name!r} has no split {split!r};"
+                       f" available: {', '.join(known)}.") from err
+    raise
+  return ds
+
+
+def _labels_and_names(ds: Any, label_key: str, name_key: str | None) -> tuple[np.ndarray, list]:
+  """One pass over ``ds`` for the labels (and file names), as host arrays."""
+  import tensorflow_datasets as tfds
+
+  keys = (label_key,) if name_key is None else (label_key, name_key)
+  labels, names = [], []
+  for batch in tfds.as_numpy(ds.map(lambda ex: tuple(ex[k] for k in keys)).batch(_BATCH * 4)):
+    labels.append(batch[0])
+    if name_key is not None:
+      names.extend(n.decode() if isinstance(n, bytes) else str(n) for n in batch[1])
+  return np.concatenate(labels).astype(np.int64) if labels else np.zeros(0, np.int64), names
+
+
+def _read_images(ds: Any, feature: str, label_key: str) -> tuple[np.ndarray, np.ndarray]:
+  import tensorflow_datasets as tfds
+
+  xs, ys = [], []
+  for x, y in tfds.as_numpy(ds.map(lambda ex: (ex[feature], ex[label_key])).batch(_BATCH)):
+    xs.append(x)
+    ys.append(y)
+  if not xs:
+    return np.zeros((0,), np.uint8), np.zeros((0,), np.int64)
+  return np.concatenate(xs), np.concatenate(ys).astype(np.int64)
+
+
+def _read_audio(ds: Any, feature: str, label_key: str, sample_rate: int,
+                keep: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Spectrograms, labels and tfds indices of the examples where ``keep`` (all if None)."""
+  import tensorflow as tf
+  import tensorflow_datasets as tfds
+
+  from assljax.data import audio
+
+  ds = ds.enumerate().map(lambda i, ex: (i, ex[feature], ex[label_key]))
+  if keep is not None:
+    keep_t = tf.constant(keep)
+    ds = ds.filter(lambda i, wave, label: tf.gather(keep_t, i))
+  chunks, labels, indices, pending = [], [], [], []
+  for i, wave, label in tfds.as_numpy(ds):
+    wave = np.asarray(wave)
+    if np.issubdtype(wave.dtype, np.integer):
+      wave = wave.astype(np.float32) / 32768.0
+    pending.append(audio.to_one_second(wave, sample_rate))
+    labels.append(label)
+    indices.append(i)
+    if len(pending) == audio._BATCH:
+      chunks.append(audio.log_mel_spectrogram(np.stack(pending)))
+      pending = []
+  if pending:
+    chunks.append(audio.log_mel_spectrogram(np.stack(pending)))
+  x = np.concatenate(chunks) if chunks else np.zeros((0, *audio.SPECTROGRAM_SHAPE), np.float32)
+  return x, np.asarray(labels, np.int64), np.asarray(indices, np.int64)
+
+
+def _fsdd_is_test(filenames: list[str]) -> np.ndarray:
+  is_test = np.zeros(len(filenames), bool)
+  for k, filename in enumerate(filenames):
+    parts = filename.rsplit(".", 1)[0].split("_")
+    if len(parts) != 3 or not parts[2].isdigit():
+      raise ValueError(f"spoken_digit file name {filename!r} does not follow"
+                       " '<digit>_<speaker>_<recording>.wav'; cannot derive the test split.")
+    is_test[k] = int(parts[2]) < _FSDD_TEST_RECORDINGS
+  return is_test
+
+
+def _mask(indices: np.ndarray, size: int) -> np.ndarray:
+  mask = np.zeros(size, bool)
+  mask[indices] = True
+  return mask
+
+
+def _choose(labels: np.ndarray, eligible: np.ndarray, limit: int | None, seed: int,
+            purpose: str) -> np.ndarray:
+  """Indices (ascending) among ``eligible`` to keep: a stratified subsample of ``limit``."""
+  candidates = np.flatnonzero(eligible)
+  if limit is None or limit >= candidates.size:
+    return candidates
+  return candidates[stratified_indices(labels[candidates], limit, subsample_rng(seed, purpose))]
+
+
+def load_tfds(name: str, *, data_dir: str | None = None, seed: int = 0,
+              max_train: int | None = None, max_test: int | None = None,
+              train_split: str = "train", test_split: str | None = None,
+              label_key: str = "label") -> Dataset:
+  """A tensorflow-datasets source, prepared beforehand in ``data_dir``.
+
+  Args:
+    name: one of cifar10, cifar100, svhn_cropped, mnist, fashion_mnist, speech_commands,
+      spoken_digit.
+    data_dir: the tfds data directory (None: tfds' default, ``~/tensorflow_datasets``).
+    seed, max_train, max_test: optional deterministic stratified subsample.
+    train_split, test_split: tfds split names (default ``"train"`` and ``"test"``;
+      spoken_digit's default test split is the official recordings 0-4 of ``"train"``).
+    label_key: the class-label feature (e.g. ``"coarse_label"`` for cifar100).
+
+  Returns:
+    A :class:`Dataset`: images ``(n, H, W, C)`` float32 in [0, 1]; audio ``(n, 32, 32, 1)``.
+  """
+  if name not in _SOURCES:
+    raise ValueError(f"unknown tensorflow-datasets source {name!r}; available:"
+                     f" {', '.join(_SOURCES)}.")
+  import tensorflow_datasets as tfds  # heavy, optional at import time
+
+  source = _SOURCES[name]
+  builder = tfds.builder(name, data_dir=data_dir)
+  features = builder.info.features
+  if label_key not in features or not isinstance(features[label_key], tfds.features.ClassLabel):
+    labels_available = sorted(k for k in features
+                              if isinstance(features[k], tfds.features.ClassLabel))
+    raise ValueError(f"{name!r} has no class-label feature {label_key!r}; available:"
+                     f" {', '.join(labels_available)}.")
+  class_names = features[label_key].names
+  fsdd_split = name == "spoken_digit" and test_split is None
+  test_split = "test" if test_split is None else test_split
+  if not fsdd_split and test_split == train_split:
+    raise ValueError(f"train_split and test_split are both {train_split!r}.")
+  splits = []
+  if source.kind == "image":
+    for split, purpose, limit in ((train_split, "train", max_train),
+                                  (test_split, "test", max_test)):
+      ds = _open(builder, name, split, data_dir, source.folder_loader)
+      x, y = _read_images(ds, source.feature, label_key)
+      if y.size == 0:
+        raise ValueError(f"tensorflow-datasets source {name!r} split {split!r} is empty.")
+      keep = _choose(y, np.ones(y.size, bool), limit, seed, purpose)
+      x = x[keep].astype(np.float32)
+      x /= np.float32(255.0)  # in place: one float32 copy of the split
+      ids = np.array([f"{name}/{split}/{i}" for i in keep])
+      splits.append(Split(x, y[keep].astype(np.int32), ids))
+  else:
+    sample_rate = int(features[source.feature].sample_rate)
+    plans = []  # (tfds split, dataset, mask of examples to keep or None)
+    if fsdd_split:
+      ds = _open(builder, name, train_split, data_dir, source.folder_loader)
+      y, filenames = _labels_and_names(ds, label_key, "audio/filename")
+      is_test = _fsdd_is_test(filenames)
+      plans = [(train_split, ds, _mask(_choose(y, ~is_test, max_train, seed, "train"), y.size)),
+               (train_split, ds, _mask(_choose(y, is_test, max_test, seed, "test"), y.size))]
+    else:
+      for split, purpose, limit in ((train_split, "train", max_train),
+                                    (test_split, "test", max_test)):
+        ds = _open(builder, name, split, data_dir, source.folder_loader)
+        mask = None
+        if limit is not None:
+          y, _ = _labels_and_names(ds, label_key, None)
+          mask = _mask(_choose(y, np.ones(y.size, bool), limit, seed, purpose), y.size)
+        plans.append((split, ds, mask))
+    for split, ds, mask in plans:
+      x, y, idx = _read_audio(ds, source.feature, label_key, sample_rate, mask)
+      if y.size == 0:
+        raise ValueError(f"tensorflow-datasets source {name!r} split {split!r} has no examples"
+                         " for this split.")
+      splits.append(Split(x, y.astype(np.int32), np.array([f"{name}/{split}/{i}" for i in idx])))
+  return Dataset.from_splits(name, kind=source.kind, train=splits[0], test=splits[1],
+                             class_names=class_names)
