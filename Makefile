@@ -11,12 +11,18 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --upgrade --quiet pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+DEMO := demo_output
+# The demo resumes where it stopped if interrupted (or re-run), then writes the report.
 demo: $(STAMP)
-	$(PY) experiments/ntk_spectra.py --out demo_output
+	if [ -f $(DEMO)/run/config.json ]; then \
+	  $(VENV)/bin/assljax run --workdir $(DEMO)/run --resume; \
+	else \
+	  $(VENV)/bin/assljax run --config experiments/configs/demo.py --workdir $(DEMO)/run; \
+	fi
+	$(VENV)/bin/assljax report $(DEMO)/run --out $(DEMO)
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile -q
