@@ -1,10 +1,11 @@
 """Wide ResNet as in FixMatch's reference (WRN-28-2 / WRN-28-8).
 
 3x3 stem with 16 channels; three stages of ``(depth - 4) / 6`` pre-activation blocks of
-widths ``16k, 32k, 64k`` (32/64/128 for k = 2) with strides 1, 2, 2; BatchNorm with momentum 0.999 (TensorFlow convention: running statistics move
-by 0.001 per step); LeakyReLU(0.1); 1x1 projection shortcut where the width or stride
-changes; the first block activates before the residual split. Then BN, LeakyReLU, global
-average pooling and the ``head``. WRN-28-2 on 10 classes has 1,467,610 parameters.
+widths ``16k, 32k, 64k`` (32/64/128 for k = 2) with strides 1, 2, 2; BatchNorm with
+momentum 0.999 (TensorFlow convention: running statistics move by 0.001 per step);
+LeakyReLU(0.1); 1x1 projection shortcut where the width or stride changes; the first
+block activates before the residual split. Then BN, LeakyReLU, global average pooling
+and the ``head``. WRN-28-2 on 10 classes has 1,467,610 parameters.
 """
 
 from __future__ import annotations
