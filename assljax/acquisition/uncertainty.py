@@ -1,0 +1,248 @@
+"""Random sampling and the softmax-uncertainty baselines: entropy, margin, least confidence.
+
+    strategy = assljax.acquisition.get("entropy", chunk_size=256)
+    idx = strategy(key, ctx, budget)        # the ``budget`` most uncertain unlabeled samples
+
+Scores are computed from ``ctx.apply_fn`` over the unlabeled rows only, streamed through
+:func:`assljax._chunking.chunked_map`, so memory is set by ``chunk_size``, not the pool.
+Higher score = more uncertain:
+
+* ``entropy``:    ``-sum_c p_c log p_c``
+* ``margin``:     ``p_(2) - p_(1)`` (minus the gap between the two largest probabilities)
+* ``confidence``: ``1 - max_c p_c`` (least confidence)
+
+Ties go to the lower pool index. ``random`` draws ``budget`` distinct unlabeled indices
+uniformly with ``key`` and never looks at the model.
+
+This module also holds the pool-streaming helpers shared by the other baseline
+strategies (:class:`RowFn`, :func:`map_rows`, :func:`pool_features`, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from assljax._chunking import chunked_map
+from assljax.acquisition.base import (Context, StatelessStrategy, check_finite, register)
+
+PyTree = Any
+
+UNCERTAINTY_KINDS = ("entropy", "margin", "confidence")
+
+
+# ----------------------------------------------------------------------------------------
+# Pool-streaming helpers shared by the baseline strategies.
+
+
+@dataclasses.dataclass(frozen=True)
+class RowFn:
+  """A hashable ``(params, x_rows) -> pytree`` closure ``fn(*args, params, x_rows)``.
+
+  Equal ``fn`` and ``args`` compare equal, so :func:`map_rows` (jitted with the row
+  function static) reuses its compiled program across calls with the same model.
+  ``args`` must be hashable (functions, strings, numbers).
+  """
+  fn: Callable[..., PyTree]
+  args: tuple = ()
+
+  def __call__(self, params: PyTree, x: jax.Array, *extra: PyTree) -> PyTree:
+    return self.fn(*self.args, params, x, *extra)
+
+
+@functools.partial(jax.jit, static_argnums=(0,), static_argnames=("chunk_size",))
+def map_rows(row_fn: RowFn, params: PyTree, x: jax.Array, idx: jax.Array, *,
+             chunk_size: int | None) -> PyTree:
+  """``row_fn(params, x[idx])`` computed ``chunk_size`` rows at a time.
+
+  Args:
+    row_fn: maps ``(params, (c, ...))`` to a pytree of arrays with leading dimension ``c``.
+    params: model parameters (traced).
+    x: the pool ``(N, ...)``; rows are gathered chunk by chunk, never copied whole.
+    idx: ``(n,)`` int row indices into ``x``.
+    chunk_size: rows per chunk (``None``: all at once).
+
+  Returns:
+    The concatenated outputs, leading dimension ``n``.
+  """
+  return chunked_map(lambda i: row_fn(params, jnp.take(x, i, axis=0)), idx,
+                     chunk_size=chunk_size)
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _rows_once(row_fn: RowFn, params: PyTree, x: jax.Array, idx: jax.Array,
+               *extra: PyTree) -> PyTree:
+  return row_fn(params, jnp.take(x, idx, axis=0), *extra)
+
+
+def host_map_rows(row_fn: RowFn, params: PyTree, x: jax.Array, idx: np.ndarray, *extra: PyTree,
+                  chunk_size: int | None) -> PyTree:
+  """Like :func:`map_rows`, but the loop over chunks runs on the host.
+
+  One jitted call per chunk of ``chunk_size`` rows (the last one padded, so a single
+  program is compiled); memory is bounded by one chunk. Used for per-sample
+  *gradients*: XLA:CPU runs convolution backward passes inside ``lax.map``/``scan``
+  loops 15-20x slower than the same passes outside a loop (measured on WRN-28-2,
+  jax 0.10.2), while forward passes are unaffected.
+
+  Args:
+    row_fn: maps ``(params, (c, ...), *extra)`` to a pytree with leading dimension ``c``.
+    params, x, idx: as in :func:`map_rows` (``idx`` a host int array).
+    *extra: further arguments passed to every call (e.g. a gradient direction).
+    chunk_size: rows per call (``None``: all at once).
+  """
+  idx = np.asarray(idx, np.int32)
+  if chunk_size is None or idx.size <= chunk_size:
+    return _rows_once(row_fn, params, x, jnp.asarray(idx), *extra)
+  outs = []
+  for start in range(0, idx.size, chunk_size):
+    part = idx[start:start + chunk_size]
+    padded = np.concatenate([part, np.full(chunk_size - part.size, part[0], np.int32)])
+    out = _rows_once(row_fn, params, x, jnp.asarray(padded), *extra)
+    outs.append(jax.tree_util.tree_map(lambda a, k=part.size: a[:k], out))
+  return jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *outs)
+
+
+def check_chunk_size(chunk_size: int | None) -> int | None:
+  """Validates a ``chunk_size`` hyperparameter (a positive int or None)."""
+  if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer))
+                                 or isinstance(chunk_size, bool) or chunk_size < 1):
+    raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+  return None if chunk_size is None else int(chunk_size)
+
+
+def _logits_rows(apply_fn: Callable, params: PyTree, x: jax.Array) -> jax.Array:
+  return apply_fn(params, x)
+
+
+def _features_rows(embed_fn: Callable, params: PyTree, x: jax.Array) -> jax.Array:
+  return embed_fn(params, x)
+
+
+def pool_logits(ctx: Context, idx: np.ndarray, *, chunk_size: int | None) -> jax.Array:
+  """Logits ``(n, C)`` of the pool rows ``idx``, checked finite (ValueError otherwise)."""
+  logits = map_rows(RowFn(_logits_rows, (ctx.apply_fn,)), ctx.params, ctx.x,
+                    jnp.asarray(idx, jnp.int32), chunk_size=chunk_size)
+  check_finite(logits, "model outputs (logits)")
+  return logits
+
+
+def require_embed_fn(ctx: Context, name: str) -> Callable:
+  """``ctx.embed_fn``, or a ValueError saying that strategy ``name`` needs it."""
+  if ctx.embed_fn is None:
+    raise ValueError(f"strategy {name!r} needs penultimate features: pass Context(embed_fn=...)")
+  return ctx.embed_fn
+
+
+def head_params(ctx: Context, name: str) -> tuple[jax.Array, jax.Array]:
+  """The last layer ``(W (d, C), b (C,))`` from ``ctx.params["head"]``, or a ValueError."""
+  try:
+    kernel, bias = ctx.params["head"]["kernel"], ctx.params["head"]["bias"]
+  except (KeyError, TypeError, IndexError):
+    raise ValueError(f"strategy {name!r} needs the last layer at params['head']['kernel'] and "
+                     "params['head']['bias']") from None
+  return jnp.asarray(kernel), jnp.asarray(bias)
+
+
+def pool_features(ctx: Context, idx: np.ndarray, *, chunk_size: int | None,
+                  name: str) -> jax.Array:
+  """Penultimate features ``(n, d)`` of the pool rows ``idx``, checked finite."""
+  embed_fn = require_embed_fn(ctx, name)
+  feats = map_rows(RowFn(_features_rows, (embed_fn,)), ctx.params, ctx.x,
+                   jnp.asarray(idx, jnp.int32), chunk_size=chunk_size)
+  check_finite(feats, "model outputs (penultimate features)")
+  return feats
+
+
+# ----------------------------------------------------------------------------------------
+# Scores.
+
+
+def uncertainty_scores(logits: jax.Array, kind: str) -> jax.Array:
+  """Uncertainty of each row of ``logits`` ``(n, C)``; returns ``(n,)``, higher = less sure.
+
+  Rows with a non-finite logit score NaN (so :func:`check_finite` catches them).
+  """
+  if kind not in UNCERTAINTY_KINDS:
+    raise ValueError(f"unknown uncertainty kind {kind!r}; expected one of {UNCERTAINTY_KINDS}")
+  logp = jax.nn.log_softmax(logits.astype(jnp.promote_types(logits.dtype, jnp.float32)), axis=-1)
+  p = jnp.exp(logp)
+  if kind == "entropy":
+    score = -jnp.sum(jnp.where(p > 0, p * logp, 0.0), axis=-1)
+  elif kind == "margin":
+    top2 = jax.lax.top_k(p, 2)[0]
+    score = top2[:, 1] - top2[:, 0]
+  else:
+    score = 1.0 - jnp.max(p, axis=-1)
+  return jnp.where(jnp.all(jnp.isfinite(logits), axis=-1), score, jnp.nan)
+
+
+def _score_rows(apply_fn: Callable, kind: str, params: PyTree, x: jax.Array) -> jax.Array:
+  return uncertainty_scores(apply_fn(params, x), kind)
+
+
+def top_k_rows(scores: jax.Array, idx: np.ndarray, k: int) -> np.ndarray:
+  """The ``k`` entries of ``idx`` with the largest ``scores`` (ties: lower index first)."""
+  _, pos = jax.lax.top_k(jnp.asarray(scores), k)
+  return np.asarray(idx)[np.asarray(pos)]
+
+
+class RandomStrategy(StatelessStrategy):
+  """Uniform sampling without replacement among unlabeled samples."""
+
+  def _select(self, key: jax.Array, ctx: Context, budget: int) -> jax.Array:
+    idx = ctx.unlabeled_indices()
+    pos = jax.random.choice(key, idx.shape[0], (budget,), replace=False)
+    return idx[np.asarray(pos)]
+
+
+class UncertaintyStrategy(StatelessStrategy):
+  """Top-``budget`` unlabeled samples by a softmax uncertainty score.
+
+  Args:
+    kind: "entropy", "margin" or "confidence" (least confidence).
+    chunk_size: pool rows per forward pass (memory bound).
+  """
+
+  def __init__(self, kind: str, *, chunk_size: int | None = 256):
+    if kind not in UNCERTAINTY_KINDS:
+      raise ValueError(f"unknown uncertainty kind {kind!r}; expected one of {UNCERTAINTY_KINDS}")
+    self.kind = kind
+    self.chunk_size = check_chunk_size(chunk_size)
+
+  def scores(self, ctx: Context, idx: np.ndarray) -> jax.Array:
+    """Scores ``(n,)`` of pool rows ``idx`` (ValueError on NaN/inf model outputs)."""
+    scores = map_rows(RowFn(_score_rows, (ctx.apply_fn, self.kind)), ctx.params, ctx.x,
+                      jnp.asarray(idx, jnp.int32), chunk_size=self.chunk_size)
+    check_finite(scores, "model outputs (logits)")
+    return scores
+
+  def _select(self, key: jax.Array, ctx: Context, budget: int) -> jax.Array:
+    del key  # deterministic given the model
+    idx = ctx.unlabeled_indices()
+    return top_k_rows(self.scores(ctx, idx), idx, budget)
+
+
+@register("random")
+def _random() -> RandomStrategy:
+  return RandomStrategy()
+
+
+@register("entropy")
+def _entropy(*, chunk_size: int | None = 256) -> UncertaintyStrategy:
+  return UncertaintyStrategy("entropy", chunk_size=chunk_size)
+
+
+@register("margin")
+def _margin(*, chunk_size: int | None = 256) -> UncertaintyStrategy:
+  return UncertaintyStrategy("margin", chunk_size=chunk_size)
+
+
+@register("confidence")
+def _confidence(*, chunk_size: int | None = 256) -> UncertaintyStrategy:
+  return UncertaintyStrategy("confidence", chunk_size=chunk_size)
