@@ -1,0 +1,461 @@
+"""The paper configs in experiments/configs: protocols, runlocal variants, one round each.
+
+* Every config's full setting matches its paper protocol and DESIGN §5 (closed-form
+  checks of seeds, label schedules, models, SSL settings, strategies and their
+  hyperparameters), and its ``runlocal`` variant keeps every code path of the full one
+  (same data source, algorithm, strategies, modes and kernels) while shrinking steps,
+  pool, rounds and seeds.
+* Every config's ``runlocal`` variant runs one acquisition round in-process
+  (``experiment.prepare`` + ``run_experiment``) on mock tensorflow-datasets data
+  (balanced random images; tones for audio) or on ``../shared/data/cifar10``; the
+  records are checked against the schedule and the simulated oracle. Over the file,
+  every strategy named by some config runs at least once, as do the zero- and
+  single-shot modes and the all-layer and last-layer kernels.
+
+For time, the runs share compiled trainers between configs whose data, model and SSL
+sections are identical, train 2 steps per round on batches of 8 and switch RandAugment
+and Cutout off (the augmentations have their own tests in tests/ssl). The dynamicAL
+protocols (500 initial labels, queries of 250) run with 5 initial labels per class and
+queries of 25, and the bilevel coreset picks 2 of its 10 samples greedily (8 at random):
+the same code paths at a tenth of the per-sample gradients and kernel evaluations.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import ml_collections
+import numpy as np
+import pytest
+
+from assljax.loop import configs, experiment
+
+tfds = pytest.importorskip("tensorflow_datasets")
+tf = pytest.importorskip("tensorflow")
+
+ROOT = Path(os.path.abspath(__file__)).parents[2]
+CONFIG_DIR = ROOT / "experiments" / "configs"
+# ../shared/data/cifar10 relative to the repository root, as the configs resolve it
+SHARED_CIFAR10 = Path(os.path.normpath(ROOT / ".." / "shared" / "data" / "cifar10"))
+CONFIGS = ("crc_cifar10", "crc_cifar100", "crc_svhn", "crc_ablation_layers",
+           "crc_ablation_group", "npc_cifar10", "npc_cifar100", "npc_shots",
+           "dynamical_cifar10", "dynamical_svhn", "dynamical_rounds",
+           "bilevel_speech_commands", "bilevel_spoken_digit")
+NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "svhn_cropped": 10, "speech_commands": 12,
+               "spoken_digit": 10, "imagefolder": 10}
+
+
+def load(name: str, arg: str | None = None):
+  spec = str(CONFIG_DIR / f"{name}.py") + ("" if arg is None else f":{arg}")
+  return configs.load_config(spec)
+
+
+def options(config, label: str) -> dict:
+  value = config.strategy_options.get(label, {})
+  return value.to_dict() if hasattr(value, "to_dict") else dict(value)
+
+
+def registry_name(config, label: str) -> str:
+  return options(config, label).get("name", label)
+
+
+def initial_labels(config) -> int:
+  return config.al.initial_per_class * NUM_CLASSES[config.dataset.name]
+
+
+# ------------------------------------------------------------------ full vs runlocal
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_full_config_is_the_reference_scale_and_runlocal_keeps_its_code_paths(name):
+  full, local = load(name), load(name, "runlocal")
+  experiment.check_config(full)
+  experiment.check_config(local)
+  # Full scale: tfds default data directory, the whole pool, several seeds.
+  assert full.dataset.data_dir is None and full.dataset.max_train is None
+  assert full.dataset.max_test is None and len(full.seeds) >= 3
+  assert full.ssl.steps_per_round >= 1000 and full.ssl.total_steps >= full.ssl.steps_per_round
+  assert full.oracle == "simulated"
+  # runlocal: same data source, algorithm, strategies, modes, kernels, schedule shape.
+  assert local.dataset.name == full.dataset.name
+  assert local.dataset.options.to_dict() == full.dataset.options.to_dict()
+  assert local.ssl.algorithm == full.ssl.algorithm and local.ssl.reinit == full.ssl.reinit
+  assert local.ssl.augment.to_dict() == full.ssl.augment.to_dict()
+  assert sorted(local.ssl.options.keys()) == sorted(full.ssl.options.keys())
+  assert list(local.strategies) == list(full.strategies)
+  for label in full.strategies:
+    f, lo = options(full, label), options(local, label)
+    assert {k: f.get(k) for k in ("name", "mode", "kernel")} == \
+        {k: lo.get(k) for k in ("name", "mode", "kernel")}
+    assert sorted(lo.get("hparams", {})) == sorted(f.get("hparams", {}))
+  assert local.al.mode == full.al.mode
+  assert local.al.initial_per_class == full.al.initial_per_class
+  assert local.al.query_size == full.al.query_size
+  # ... and shrinks: 2 queries, one seed, a bounded pool, far fewer steps.
+  assert local.al.budget == initial_labels(local) + 2 * local.al.query_size
+  assert local.seeds == [0]
+  assert local.dataset.max_train >= 2 * local.al.budget and local.dataset.max_test <= 1000
+  assert local.ssl.steps_per_round <= 200 and local.ssl.total_steps == local.ssl.steps_per_round
+  assert local.model.name in (full.model.name, "wrn")
+  if local.model.name != full.model.name:  # the WRN code path at CPU cost
+    assert full.model.name.startswith("wrn-28-")
+    assert local.model.options.to_dict() == {"depth": 10, "widen_factor": 1}
+
+
+# --------------------------------------------------------------------- the protocols
+
+FIXMATCH = dict(batch_size=64, mu=7, lr=0.03, total_steps=2 ** 20, steps_per_round=2 ** 20,
+                ema_decay=0.999, reinit=True)
+
+
+def _assert_fixmatch(config, *, weight_decay=5e-4, flip=True, darp=False):
+  assert config.ssl.algorithm == ("fixmatch_darp" if darp else "fixmatch")
+  for key, value in FIXMATCH.items():
+    assert config.ssl[key] == value, key
+  assert config.ssl.weight_decay == weight_decay
+  assert config.ssl.options.threshold == 0.95 and config.ssl.options.lambda_u == 1.0
+  assert config.ssl.augment.to_dict() == dict(flip=flip, pad=4, num_ops=2, cutout_fraction=0.5)
+  if darp:
+    assert config.ssl.options.refine_every == 10
+    assert config.ssl.options.warmup_steps == int(0.4 * 2 ** 20)
+
+
+@pytest.mark.parametrize("q", [50, 100])
+def test_crc_cifar10_protocol(q):
+  config = load("crc_cifar10", f"q={q}")
+  assert config.dataset.name == "cifar10" and config.model.name == "wrn-28-2"
+  _assert_fixmatch(config)
+  # first query random balanced (Q/10 per class), then queries of Q
+  assert (config.al.initial_per_class, config.al.query_size) == (q // 10, q)
+  assert config.al.budget == 5 * q and config.al.mode == "sequential"
+  assert list(config.strategies) == ["random", "entropy", "confidence", "egl", "crc"]
+  assert options(config, "crc") == {"hparams": {"group_size": q // 10}}
+  assert load("crc_cifar10", f"q={q},r=2").al.budget == 3 * q
+
+
+def test_crc_cifar100_and_svhn_protocols():
+  c100 = load("crc_cifar100")
+  assert c100.dataset.name == "cifar100" and c100.model.name == "wrn-28-8"
+  _assert_fixmatch(c100, weight_decay=1e-3)
+  assert (c100.al.initial_per_class, c100.al.query_size, c100.al.budget) == (1, 50, 400)
+  assert options(c100, "crc")["hparams"] == {"group_size": 5}
+  svhn = load("crc_svhn")
+  assert svhn.dataset.name == "svhn_cropped" and svhn.model.name == "wrn-28-2"
+  assert svhn.ssl.algorithm == "mean_teacher" and svhn.ssl.mu == 1
+  assert svhn.ssl.options.to_dict() == dict(consistency=100.0, rampup_steps=16384,
+                                            ema_during_rampup=0.99, ema_after_rampup=0.999)
+  assert svhn.ssl.augment.flip is False
+  assert (svhn.al.initial_per_class, svhn.al.query_size) == (2, 20)
+  assert options(svhn, "crc")["hparams"] == {"group_size": 2}
+  for config in (c100, svhn):
+    assert list(config.strategies) == ["random", "entropy", "confidence", "egl", "crc"]
+
+
+def test_crc_ablations():
+  layers = load("crc_ablation_layers")
+  assert [options(layers, label) for label in layers.strategies] == [
+      {"name": "crc", "kernel": "all_layers", "hparams": {"group_size": 5}},
+      {"name": "crc", "kernel": "last_layer", "hparams": {"group_size": 5}}]
+  groups = load("crc_ablation_group", "q=100")
+  assert list(groups.strategies) == ["crc_g1", "crc_g10", "crc_g20", "crc_g50", "crc_g100"]
+  assert [options(groups, label)["hparams"]["group_size"] for label in groups.strategies] == \
+      [1, 10, 20, 50, 100]
+  for config in (layers, groups, load("crc_ablation_group")):
+    _assert_fixmatch(config)
+    assert config.al.query_size % config.al.initial_per_class == 0
+    assert all(registry_name(config, label) == "crc" for label in config.strategies)
+    # G divides Q, so every query is Q/G whole groups
+    assert all(config.al.query_size % options(config, label)["hparams"]["group_size"] == 0
+               for label in config.strategies)
+
+
+@pytest.mark.parametrize("name, dataset, model, schedule", [
+    ("npc_cifar10", "cifar10", "wrn-28-2", (1, 20, 70)),
+    ("npc_cifar100", "cifar100", "wrn-28-8", (1, 200, 900)),
+])
+def test_npc_protocols(name, dataset, model, schedule):
+  config = load(name)
+  assert config.dataset.name == dataset and config.model.name == model
+  _assert_fixmatch(config, darp=True, weight_decay=1e-3 if dataset == "cifar100" else 5e-4)
+  assert (config.al.initial_per_class, config.al.query_size, config.al.budget) == schedule
+  assert list(config.strategies) == ["passive", "margin", "albl", "badge", "npc"]
+  assert registry_name(config, "passive") == "random"
+  assert options(config, "npc").get("hparams", {}) == (
+      {"positive_only": True} if dataset == "cifar100" else {})
+
+
+@pytest.mark.parametrize("dataset, budget", [("cifar10", 70), ("cifar100", 900)])
+def test_npc_zero_and_single_shot(dataset, budget):
+  config = load("npc_shots", f"dataset={dataset}")
+  assert config.dataset.name == dataset and config.al.budget == budget
+  _assert_fixmatch(config, darp=True, weight_decay=1e-3 if dataset == "cifar100" else 5e-4)
+  modes = {label: options(config, label).get("mode", config.al.mode)
+           for label in config.strategies}
+  assert modes == {"passive": "sequential", "npc": "sequential",
+                   "npc_single_shot": "single_shot", "npc_zero_shot": "zero_shot"}
+  assert {registry_name(config, label) for label in config.strategies} == {"random", "npc"}
+
+
+@pytest.mark.parametrize("name, arg, model, rounds", [
+    ("dynamical_cifar10", "b=250", "cnn", 9), ("dynamical_cifar10", "b=1000,r=3", "cnn", 3),
+    ("dynamical_svhn", "b=500", "vgg11", 9),
+    ("dynamical_rounds", "b=250", "cnn", 12), ("dynamical_rounds", "b=500", "cnn", 6),
+    ("dynamical_rounds", "b=1000", "cnn", 3),
+])
+def test_dynamical_protocols(name, arg, model, rounds):
+  config = load(name, arg)
+  b = int(arg.split(",")[0].split("=")[1])
+  assert config.model.name == model
+  assert config.dataset.name == ("svhn_cropped" if "svhn" in name else "cifar10")
+  assert config.ssl.algorithm == "supervised" and config.ssl.reinit is False
+  assert config.ssl.lr == 0.001 and config.ssl.batch_size == 128
+  assert config.ssl.augment.to_dict() == dict(flip=False, pad=0, num_ops=0, cutout_fraction=0.0)
+  assert (config.al.initial_per_class, config.al.query_size) == (50, b)
+  assert config.al.budget == 500 + rounds * b
+  assert list(config.strategies) == ["random", "coreset", "confidence", "margin", "entropy",
+                                     "albl", "badge", "dynamicAL"]
+
+
+@pytest.mark.parametrize("name, dataset, schedule", [
+    ("bilevel_spoken_digit", "spoken_digit", (1, 10, 60)),
+    ("bilevel_speech_commands", "speech_commands", (4, 10, 198)),
+])
+def test_bilevel_protocols(name, dataset, schedule):
+  config = load(name)
+  assert config.dataset.name == dataset and config.model.name == "wrn-28-2"
+  assert config.ssl.algorithm == "mixmatch" and config.ssl.lr == 2e-3
+  assert config.ssl.options.to_dict() == dict(num_views=2, temperature=0.5, alpha=0.75,
+                                              lambda_u=75.0, rampup_steps=16384)
+  assert config.ssl.augment.flip is False  # spectrograms are never mirrored in time
+  assert (config.al.initial_per_class, config.al.query_size, config.al.budget) == schedule
+  assert list(config.strategies) == ["uniform", "max_entropy", "k_center", "bilevel"]
+  assert [registry_name(config, label) for label in config.strategies] == [
+      "random", "entropy", "coreset", "bilevel"]
+  hparams = options(config, "bilevel")["hparams"]
+  assert hparams["random_fraction"] == 0.1 and hparams["augment_flip"] is False
+
+
+# ------------------------------------------------------------------------ arguments
+
+
+def test_arguments_are_parsed_and_bad_ones_refused():
+  with pytest.raises(ValueError, match="unknown config argument 'b'.*accepted: data, q, r"):
+    load("crc_cifar10", "b=3")
+  with pytest.raises(ValueError, match="q=75 must be one of 50, 100"):
+    load("crc_cifar10", "q=75")
+  with pytest.raises(ValueError, match="r=x must be of type int"):
+    load("crc_cifar10", "r=x")
+  with pytest.raises(ValueError, match="r=True must be of type int"):
+    load("crc_cifar10", "r=True")
+  with pytest.raises(ValueError, match="config argument 'data' needs a value"):
+    load("crc_cifar10", "data")
+  with pytest.raises(ValueError, match="total=1100 is not a multiple of b=250"):
+    load("dynamical_rounds", "total=1100")
+  with pytest.raises(ValueError, match="data= applies to dataset=cifar10 only"):
+    load("npc_shots", "dataset=cifar100,data=folder")
+  combined = load("dynamical_cifar10", "b=500,runlocal")
+  assert combined.al.query_size == 500 and combined.seeds == [0]
+
+
+def test_imagefolder_argument_resolves_the_shared_copy_and_can_be_overridden(tmp_path):
+  config = load("dynamical_cifar10", "data=folder")
+  assert config.dataset.name == "imagefolder" and config.dataset.data_dir is None
+  assert config.dataset.options.to_dict() == {"root": str(SHARED_CIFAR10)}
+  other = load("npc_cifar10", f"data={tmp_path}")
+  assert other.dataset.options.root == str(tmp_path)
+  # The key exists, so the usual command-line override can point it elsewhere.
+  configs.apply_overrides(config, [f"dataset.options.root={tmp_path}"])
+  assert config.dataset.options.root == str(tmp_path)
+  # A tfds config has no options.root: the override is refused, not silently ignored.
+  with pytest.raises(ValueError, match="unknown config key 'dataset.options.root'"):
+    configs.apply_overrides(load("dynamical_cifar10"), [f"dataset.options.root={tmp_path}"])
+
+
+# ----------------------------------------------------------------- mock tfds sources
+
+
+def _tone(freq, rate, n):
+  return 0.4 * np.sin(2 * np.pi * freq * np.arange(n) / rate)
+
+
+def _rows(name: str, split: str, sizes: dict) -> tuple[list, dict]:
+  """Deterministic examples of tfds ``name``/``split`` with balanced labels (``k % C``)."""
+  n = sizes[name][split]
+  rng = np.random.default_rng([len(name), n])
+  if name in ("speech_commands", "spoken_digit"):
+    rate = 16_000 if name == "speech_commands" else 8_000
+    rows = []
+    for k in range(n):
+      label = k % NUM_CLASSES[name]
+      wave = np.round(32767 * _tone(200 + 90 * label + rng.uniform(0, 20), rate,
+                                    int(rate * rng.uniform(0.5, 1.0)))).astype(np.int64)
+      row = {"audio": wave, "label": label}
+      if name == "spoken_digit":  # recordings 0-4 are the official test split
+        row["audio/filename"] = f"{label}_mock_{k // 10 + (0 if split == 'test' else 5)}.wav"
+      rows.append(row)
+    spec = {"audio": tf.TensorSpec((None,), tf.int64), "label": tf.TensorSpec((), tf.int64)}
+    if name == "spoken_digit":
+      spec["audio/filename"] = tf.TensorSpec((), tf.string)
+    return rows, spec
+  rows = [{"image": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8),
+           "label": k % NUM_CLASSES[name]} for k in range(n)]
+  spec = {"image": tf.TensorSpec((32, 32, 3), tf.uint8), "label": tf.TensorSpec((), tf.int64)}
+  return rows, spec
+
+
+def mock_tfds(sizes: dict):
+  """``tfds.testing.mock_data`` serving :func:`_rows` (spoken_digit: its single ``train``
+  split holds both the train and the test recordings)."""
+
+  def as_dataset(self, split, decoders=None, read_config=None, shuffle_files=False, **_):
+    del decoders, read_config, shuffle_files
+    split = str(split)
+    if self.name == "spoken_digit":
+      train, spec = _rows(self.name, "train", sizes)
+      test, _ = _rows(self.name, "test", sizes)
+      rows = test + train
+    else:
+      rows, spec = _rows(self.name, split, sizes)
+    return tf.data.Dataset.from_generator(lambda: iter(rows), output_signature=spec)
+
+  return tfds.testing.mock_data(as_dataset_fn=as_dataset)
+
+
+# ------------------------------------------------------------- one round per config
+
+# config, argument, labels to run (over the file: every strategy named by some config),
+# mock split sizes (None: the shared ImageFolder when present, else mock cifar10)
+RUNS = [
+    ("crc_cifar10", "runlocal", ["crc"], {"cifar10": dict(train=120, test=20)}),
+    ("crc_ablation_layers", "runlocal", ["crc_all_layers", "crc_last_layer"],
+     {"cifar10": dict(train=120, test=20)}),
+    ("crc_ablation_group", "runlocal", ["crc_g1"], {"cifar10": dict(train=120, test=20)}),
+    ("crc_cifar100", "runlocal", ["entropy"], {"cifar100": dict(train=200, test=100)}),
+    ("crc_svhn", "runlocal", ["egl"], {"svhn_cropped": dict(train=60, test=20)}),
+    ("npc_cifar10", "runlocal", ["npc"], {"cifar10": dict(train=120, test=20)}),
+    ("npc_shots", "runlocal", ["npc_zero_shot", "npc_single_shot"],
+     {"cifar10": dict(train=120, test=20)}),
+    ("npc_cifar100", "runlocal", ["albl"], {"cifar100": dict(train=320, test=100)}),
+    ("dynamical_cifar10", "data=folder,runlocal", ["dynamicAL"], None),
+    ("dynamical_rounds", "data=folder,runlocal", ["badge", "coreset", "confidence", "margin"],
+     None),
+    ("dynamical_svhn", "runlocal", ["random"], {"svhn_cropped": dict(train=100, test=20)}),
+    ("bilevel_speech_commands", "runlocal", ["bilevel"],
+     {"speech_commands": dict(train=72, test=12)}),
+    ("bilevel_spoken_digit", "runlocal", ["uniform"], {"spoken_digit": dict(train=30, test=10)}),
+]
+STEPS = 2
+
+
+def test_runs_cover_every_config_strategy_mode_and_kernel():
+  assert sorted({name for name, *_ in RUNS}) == sorted(CONFIGS)
+  named, run = set(), set()
+  for name, arg, labels, _ in RUNS:
+    config = load(name, arg)
+    named |= {registry_name(config, label) for label in config.strategies}
+    run |= {registry_name(config, label) for label in labels}
+    run |= {options(config, label).get("mode") for label in labels}
+    run |= {options(config, label).get("kernel") for label in labels}
+  assert named <= run
+  assert {"zero_shot", "single_shot", "all_layers", "last_layer"} <= run
+
+
+def for_test(config, labels: list[str], *, sizes):
+  """One seed, one acquisition (budget = initial + Q), tiny training, only ``labels``."""
+  config = configs.from_json(configs.to_json(config))
+  config.strategy_options = {k: v for k, v in config.strategy_options.items() if k in labels}
+  config.strategies = list(labels)
+  config.seeds = [0]
+  config.ssl.steps_per_round = config.ssl.total_steps = STEPS
+  config.ssl.batch_size = 8
+  if config.ssl.algorithm in ("fixmatch", "fixmatch_darp"):
+    config.ssl.mu = 1
+  if config.ssl.algorithm == "fixmatch_darp":  # refine at every step: DARP's solver runs
+    config.ssl.options.update(warmup_steps=0, refine_every=1)
+  config.ssl.augment.num_ops = 0
+  config.ssl.augment.cutout_fraction = 0.0
+  config.checkpoint_every = STEPS
+  config.eval_batch_size = 64
+  config.progress = False
+  if "bilevel" in config.strategy_options:
+    config.strategy_options.bilevel.hparams.update(
+        landmarks=16, augmentations=1, inner_steps=10, cg_steps=5, random_fraction=0.8,
+        chunk_size=8)
+  if config.ssl.algorithm == "supervised":  # dynamicAL's protocols, at a tenth of the size
+    config.al.initial_per_class, config.al.query_size = 5, 25
+  config.al.budget = initial_labels(config) + config.al.query_size
+  if sizes is None and not SHARED_CIFAR10.is_dir():
+    config.dataset.name = "cifar10"  # no shared copy here: the same protocol on mock tfds
+    config.dataset.options = {}
+  if config.dataset.name == "imagefolder":
+    config.dataset.max_train, config.dataset.max_test = 100, 50  # stratified subsamples
+  return config
+
+
+_PREPARED = {}
+
+
+def _prepare(config, sizes):
+  """``experiment.prepare``, reusing the model, trainer and data of an earlier config whose
+  data, model and SSL sections are identical (one compilation per group)."""
+  sections = ml_collections.ConfigDict({k: config[k] for k in ("dataset", "model", "ssl")})
+  key = (configs.to_json(sections), repr(sizes))
+  if key in _PREPARED:
+    prepared = _PREPARED[key]
+    plans = {label: experiment._plan(config, label, prepared.model, prepared.dataset)
+             for label in config.strategies}
+    return prepared._replace(config=config, plans=plans)
+  if config.dataset.name == "imagefolder":
+    prepared = experiment.prepare(config, log=lambda _: None)
+  else:
+    with mock_tfds(sizes or {"cifar10": dict(train=100, test=20)}):
+      prepared = experiment.prepare(config, log=lambda _: None)
+  _PREPARED[key] = prepared
+  return prepared
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, arg, labels, sizes", RUNS, ids=[r[0] for r in RUNS])
+def test_runlocal_runs_one_round(name, arg, labels, sizes, tmp_path):
+  from assljax.data.pool import initial_pool
+
+  full = load(name, arg)
+  experiment.check_config(full)
+  config = for_test(full, labels, sizes=sizes)
+  prepared = _prepare(config, sizes)
+  dataset = prepared.dataset
+  status = experiment.run_experiment(prepared, str(tmp_path), log=lambda _: None)
+  assert status.status == "done"
+
+  y = dataset.train.y
+  c = dataset.num_classes
+  initial = np.flatnonzero(initial_pool(y, config.al.initial_per_class, key=0,
+                                        num_classes=c).labeled_mask)
+  assert initial.size == initial_labels(config)
+  q = config.al.query_size
+  for label in labels:
+    records = sorted((r for r in status.records if r["label"] == label),
+                     key=lambda r: r["round"])
+    assert [r["round"] for r in records] == [0, 1]
+    first, last = records
+    assert {r["strategy"] for r in records} == {registry_name(config, label)}
+    assert {r["experiment"] for r in records} == {config.experiment}
+    queried = np.asarray(first["queried_indices"])
+    assert queried.shape == (q,) and np.unique(queried).size == q
+    assert not np.isin(queried, initial).any() and queried.max() < y.size
+    assert last["queried_indices"] == []
+    assert (first["num_labels"], last["num_labels"]) == (initial.size, initial.size + q)
+    # The simulated oracle answered with the ground truth of the queried samples.
+    assert first["labeled_class_histogram"] == np.bincount(y[initial], minlength=c).tolist()
+    assert last["labeled_class_histogram"] == np.bincount(
+        np.concatenate([y[initial], y[queried]]), minlength=c).tolist()
+    for r in records:
+      assert 0.0 <= r["test_accuracy"] <= 1.0 and len(r["per_class_accuracy"]) == c
+    if options(config, label).get("mode") == "zero_shot":
+      assert first["training_seconds"] == 0.0  # acquired with the untrained network
+    else:
+      assert first["training_seconds"] > 0.0
+  with open(os.path.join(tmp_path, "results.json")) as f:
+    assert json.load(f) == status.records
