@@ -19,6 +19,9 @@ from typing import Any, Sequence
 import ml_collections
 
 
+FREE_FORM_SECTIONS = ("options", "hparams")
+
+
 def load_config(spec: str) -> ml_collections.ConfigDict:
   """Loads ``path/to/config.py`` or ``path/to/config.py:ARG`` by calling ``get_config``.
 
@@ -86,10 +89,16 @@ def apply_overrides(config: ml_collections.ConfigDict,
         raise ValueError(f"unknown config key {'.'.join(parts[:depth + 1])!r}")
       node = node[part]
     leaf = parts[-1]
+    value = parse_value(text)
+    # `options`/`hparams` sections are keyword arguments of a loader, model or strategy:
+    # new keys are allowed there (the callee validates them).
+    if (isinstance(node, ml_collections.ConfigDict) and len(parts) > 1
+        and parts[-2] in FREE_FORM_SECTIONS and leaf not in node):
+      node[leaf] = value
+      continue
     if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
       known = ", ".join(sorted(node.keys())) if isinstance(node, ml_collections.ConfigDict) else ""
       raise ValueError(f"unknown config key {key!r}" + (f"; known here: {known}" if known else ""))
-    value = parse_value(text)
     current = node[leaf]
     if isinstance(current, ml_collections.ConfigDict):
       raise ValueError(f"config key {key!r} is a section; override one of its fields instead")

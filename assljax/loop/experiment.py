@@ -8,8 +8,10 @@ arguments. A config (``experiments/configs/*.py``, ``get_config(arg)``) has:
     model             name, options
     ssl               algorithm ("fixmatch", "fixmatch_darp", "mixmatch", "mean_teacher",
                       "supervised"), options (the algorithm's keyword arguments),
-                      batch_size, mu, lr, weight_decay (None = the algorithm's reference
-                      values), total_steps (length K of the cosine schedule), ema_decay,
+                      batch_size, mu, optimizer (None = the algorithm's own, or "sgd" =
+                      Nesterov SGD with the cosine schedule, or "adam"), lr, weight_decay
+                      (None = the reference values of the optimizer), total_steps (length
+                      K of the cosine schedule), ema_decay,
                       compute_dtype ("float32" | "bfloat16"), steps_per_round, reinit,
                       augment (flip, pad, num_ops, cutout_fraction)
     al                initial_per_class, query_size, budget (all labels, initial ones
@@ -134,10 +136,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   if isinstance(config.checkpoint_every, bool) or config.checkpoint_every < 1:
     raise ValueError(f"config.checkpoint_every must be a positive integer, "
                      f"got {config.checkpoint_every!r}")
-  unknown = sorted(set(config.strategy_options) - set(config.strategies))
-  if unknown:
-    raise ValueError(f"config.strategy_options names labels not in config.strategies: "
-                     f"{', '.join(unknown)}")
+  # Options of labels not in `strategies` are inactive, so that a subset of a config's
+  # strategies can be run with --config.strategies=[...].
   from assljax import acquisition
   for label in config.strategies:
     options = config.strategy_options.get(label, ml_collections.ConfigDict())
@@ -173,12 +173,12 @@ def prepare(config: ml_collections.ConfigDict, *, log: Callable[[str], None] = p
       model, algorithm, batch_size=config.ssl.batch_size, total_steps=config.ssl.total_steps,
       mu=config.ssl.get("mu"), lr=config.ssl.get("lr"),
       weight_decay=config.ssl.get("weight_decay"), ema_decay=config.ssl.ema_decay,
-      compute_dtype=_dtype(config.ssl.compute_dtype))
-  plans = {label: _plan(config, label, model, dataset) for label in config.strategies}
+      compute_dtype=_dtype(config.ssl.compute_dtype), optimizer=_optimizer(config.ssl))
+  plans = {label: make_plan(config, label, model, dataset) for label in config.strategies}
   return Prepared(config, dataset, model, trainer, plans)
 
 
-def _plan(config: ml_collections.ConfigDict, label: str, model: Any, dataset: Any) -> RunPlan:
+def make_plan(config: ml_collections.ConfigDict, label: str, model: Any, dataset: Any) -> RunPlan:
   from assljax import acquisition
   options = config.strategy_options.get(label, ml_collections.ConfigDict())
   strategy = acquisition.get(options.get("name", label), **_plain(options.get("hparams", {})))
@@ -188,6 +188,22 @@ def _plan(config: ml_collections.ConfigDict, label: str, model: Any, dataset: An
                            num_classes=dataset.num_classes, pool_size=len(dataset.train.y))
   factory = _kernel_factory(options.get("kernel", None), model, dataset.num_classes)
   return RunPlan(strategy, schedule, factory)
+
+
+def _optimizer(ssl_config: ml_collections.ConfigDict):
+  """The optimizer ``ssl.optimizer`` names, or None for the algorithm's own recipe."""
+  from assljax import ssl
+  name = ssl_config.get("optimizer")
+  lr, weight_decay = ssl_config.get("lr"), ssl_config.get("weight_decay")
+  if name is None:
+    return None
+  if name == "sgd":
+    return ssl.sgd(0.03 if lr is None else lr, total_steps=ssl_config.total_steps,
+                   weight_decay=5e-4 if weight_decay is None else weight_decay)
+  if name == "adam":
+    return ssl.adam(2e-3 if lr is None else lr,
+                    weight_decay=0.02 if weight_decay is None else weight_decay)
+  raise ValueError(f"ssl.optimizer must be None, 'sgd' or 'adam', got {name!r}")
 
 
 def _kernel_factory(kind: str | None, model: Any, num_classes: int):

@@ -20,7 +20,7 @@ def base_config() -> ml_collections.ConfigDict:
                                                 options=ml_collections.ConfigDict()))
   config.ssl = ml_collections.ConfigDict(dict(
       algorithm="fixmatch", options=ml_collections.ConfigDict(), batch_size=64, mu=None,
-      lr=None, weight_decay=None, total_steps=2 ** 20, ema_decay=0.999,
+      optimizer=None, lr=None, weight_decay=None, total_steps=2 ** 20, ema_decay=0.999,
       compute_dtype="float32", steps_per_round=2 ** 20, reinit=True,
       augment=ml_collections.ConfigDict(dict(flip=True, pad=4, num_ops=2,
                                              cutout_fraction=0.5))))

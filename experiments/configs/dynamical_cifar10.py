@@ -7,12 +7,9 @@ labels (50 per class), then 9 queries of b labels (b = 250 by default; 500 + 9 *
 ||grad l(x, y)||^2 + 2 grad l(x, y)^T sum_S grad l over all parameters; top b) or a
 baseline: random, coreset (k-center greedy), least confidence, margin, entropy, ALBL,
 BADGE. Supervised training on the labeled set only, *continued* across rounds (no
-re-initialization) at lr 0.001, labeled batch 128, no data augmentation (the official
-code normalizes and nothing else), 1,000 steps per round; 3 seeds.
-
-Deviation: the official code trains with Adam; `assljax`'s supervised recipe is
-Nesterov SGD (momentum 0.9, the FixMatch cosine restarted every round) and a config
-cannot choose the optimizer, so lr 0.001 here is an SGD learning rate.
+re-initialization) with Adam at lr 0.001 (the official code's optimizer) and no weight
+decay, labeled batch 128, no data augmentation (the official code normalizes and nothing
+else), 1,000 steps per round; 3 seeds. The optimizer state restarts every round.
 
 Arguments (comma-separated): ``b=250|500|1000`` (query size, default 250), ``r=9``
 (queries, default 9), ``data=tfds|folder|PATH`` (tfds ``cifar10``; ``folder``: the
@@ -46,6 +43,7 @@ def protocol(config, *, b: int, rounds: int) -> None:
   config.ssl.options = ml_collections.ConfigDict()
   config.ssl.batch_size = 128
   config.ssl.mu = None
+  config.ssl.optimizer = "adam"
   config.ssl.lr = 0.001
   config.ssl.weight_decay = 0.0
   config.ssl.total_steps = STEPS_PER_ROUND

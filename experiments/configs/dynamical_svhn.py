@@ -2,12 +2,12 @@
 
 dynamicAL (Wang et al., NeurIPS 2022), the SVHN / VGG-11 protocol: the recipe of
 ``dynamical_cifar10`` (500 random balanced initial labels, 9 queries of b = 250 by
-default, supervised training continued across rounds at lr 0.001, batch 128, no
+default, supervised training continued across rounds with Adam at lr 0.001, batch 128, no
 augmentation, 1,000 steps per round, 3 seeds; baselines random, coreset, least
 confidence, margin, entropy, ALBL, BADGE) on tfds ``svhn_cropped`` (train split as the
 pool, without ``extra``) with VGG-11 (BatchNorm, global average pooling; BatchNorm in
-eval mode for every gradient dynamicAL takes). Same optimizer deviation as
-``dynamical_cifar10`` (SGD instead of the official Adam).
+eval mode for every gradient dynamicAL takes). The training recipe is
+``dynamical_cifar10``'s.
 
 Arguments: ``b=250|500|1000`` (default 250), ``r=9`` (queries), ``runlocal`` (CPU-sized:
 a 2,000-image pool, 200 steps per round, 2 queries, one seed; VGG-11 has no smaller

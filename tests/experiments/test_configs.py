@@ -211,6 +211,7 @@ def test_dynamical_protocols(name, arg, model, rounds):
   assert config.dataset.name == ("svhn_cropped" if "svhn" in name else "cifar10")
   assert config.ssl.algorithm == "supervised" and config.ssl.reinit is False
   assert config.ssl.lr == 0.001 and config.ssl.batch_size == 128
+  assert config.ssl.optimizer == "adam" and config.ssl.weight_decay == 0.0
   assert config.ssl.augment.to_dict() == dict(flip=False, pad=0, num_ops=0, cutout_fraction=0.0)
   assert (config.al.initial_per_class, config.al.query_size) == (50, b)
   assert config.al.budget == 500 + rounds * b
@@ -404,7 +405,7 @@ def _prepare(config, sizes):
   key = (configs.to_json(sections), repr(sizes))
   if key in _PREPARED:
     prepared = _PREPARED[key]
-    plans = {label: experiment._plan(config, label, prepared.model, prepared.dataset)
+    plans = {label: experiment.make_plan(config, label, prepared.model, prepared.dataset)
              for label in config.strategies}
     return prepared._replace(config=config, plans=plans)
   if config.dataset.name == "imagefolder":

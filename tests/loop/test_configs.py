@@ -77,3 +77,18 @@ def test_json_round_trip(config_file):
   config = configs.load_config(config_file)
   again = configs.from_json(configs.to_json(config))
   assert again.to_dict() == config.to_dict()
+
+
+def test_options_sections_accept_new_keys(config_file, tmp_path):
+  (tmp_path / "opts.py").write_text(
+      "import ml_collections\n"
+      "def get_config(arg=None):\n"
+      "  c = ml_collections.ConfigDict()\n"
+      "  c.dataset = ml_collections.ConfigDict(dict(name='x', options=ml_collections.ConfigDict()))\n"
+      "  return c\n")
+  config = configs.load_config(str(tmp_path / "opts.py"))
+  configs.apply_overrides(config, ["dataset.options.root=/data/cifar10",
+                                   "dataset.options.image_size=(32, 32)"])
+  assert config.dataset.options.to_dict() == {"root": "/data/cifar10", "image_size": (32, 32)}
+  with pytest.raises(ValueError, match="unknown config key 'dataset.nope'"):
+    configs.apply_overrides(config, ["dataset.nope=1"])

@@ -25,7 +25,7 @@ def prepared(tiny_config_path):
 def _with(prepared, **overrides):
   config = configs.from_json(configs.to_json(prepared.config))
   configs.apply_overrides(config, [f"{k}={v!r}" for k, v in overrides.items()])
-  plans = {label: experiment._plan(config, label, prepared.model, prepared.dataset)
+  plans = {label: experiment.make_plan(config, label, prepared.model, prepared.dataset)
            for label in config.strategies}
   return prepared._replace(config=config, plans=plans)
 
