@@ -186,16 +186,21 @@ def _greedy_step(theta, z_train, t_train, w_train, z_outer, t_outer, taken, *, r
 
 def _feature_rows(phi: Callable, x: jax.Array, rows: np.ndarray,
                   chunk_size: int | None) -> jax.Array:
-  """``phi(x[rows])`` ``(n, m)``, ``chunk_size`` rows per call (last chunk padded)."""
+  """``phi(x[rows])`` ``(n, m)``, ``chunk_size`` rows per call.
+
+  Every call is padded (with copies of a real row) to a power of two no larger than
+  ``chunk_size``, so the kernel compiles for at most ``log2(chunk_size) + 1`` shapes
+  instead of once per distinct row count (the greedy loop adds one row at a time).
+  """
   rows = np.asarray(rows)
-  if chunk_size is None or rows.size <= chunk_size:
-    return phi(jnp.take(x, jnp.asarray(rows), axis=0))
+  limit = rows.size if chunk_size is None else chunk_size
   out = []
-  for start in range(0, rows.size, chunk_size):
-    part = rows[start:start + chunk_size]
-    padded = np.concatenate([part, np.full(chunk_size - part.size, part[0])])
+  for start in range(0, rows.size, limit):
+    part = rows[start:start + limit]
+    size = min(limit, 1 << int(np.ceil(np.log2(part.size))))
+    padded = np.concatenate([part, np.full(size - part.size, part[0])])
     out.append(phi(jnp.take(x, jnp.asarray(padded), axis=0))[:part.size])
-  return jnp.concatenate(out)
+  return out[0] if len(out) == 1 else jnp.concatenate(out)
 
 
 def _is_image_batch(x: jax.Array) -> bool:
