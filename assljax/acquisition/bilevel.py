@@ -111,7 +111,7 @@ def solve_inner(theta0: PyTree, z: jax.Array, targets: jax.Array, weights: jax.A
     value, grad = value_and_grad(theta, state=state)
     updates, state = opt.update(grad, state, theta, value=value, grad=grad, value_fn=f)
     return (optax.apply_updates(theta, updates), state, step + 1,
-            optax.tree_utils.tree_l2_norm(grad))
+            optax.tree_utils.tree_norm(grad))
 
   dtype = jax.tree_util.tree_leaves(theta0)[0].dtype
   init = (theta0, opt.init(theta0), jnp.asarray(0), jnp.asarray(jnp.inf, dtype))

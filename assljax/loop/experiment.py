@@ -186,7 +186,8 @@ def make_plan(config: ml_collections.ConfigDict, label: str, model: Any, dataset
                            initial_per_class=config.al.initial_per_class,
                            query_size=config.al.query_size, budget=config.al.budget,
                            num_classes=dataset.num_classes, pool_size=len(dataset.train.y))
-  factory = _kernel_factory(options.get("kernel", None), model, dataset.num_classes)
+  factory = _kernel_factory(options.get("kernel", None), model, dataset,
+                            _plain(config.model.get("options", {})))
   return RunPlan(strategy, schedule, factory)
 
 
@@ -206,12 +207,16 @@ def _optimizer(ssl_config: ml_collections.ConfigDict):
   raise ValueError(f"ssl.optimizer must be None, 'sgd' or 'adam', got {name!r}")
 
 
-def _kernel_factory(kind: str | None, model: Any, num_classes: int):
+def _kernel_factory(kind: str | None, model: Any, dataset: Any, model_options: dict):
   if kind is None:
     return None
   from assljax.kernels import Kernel
+  num_classes = dataset.num_classes
   if kind == "infinite":
-    kernel = Kernel.infinite(model.name, num_classes=num_classes)
+    # The twin must see the same architecture options and input standardization as the
+    # finite model, or the two kernels describe different networks.
+    kernel = Kernel.infinite(model.name, num_classes=num_classes, input_mean=dataset.mean,
+                             input_std=dataset.std, **model_options)
     return lambda apply_fn, params, embed_fn: kernel
   param_filter = "last_layer" if kind == "last_layer" else "all"
   return lambda apply_fn, params, embed_fn: Kernel.empirical(

@@ -13,7 +13,7 @@ loop) sees models only as pure functions of plain pytrees:
 ``x`` is a batch of raw inputs ``(n, *input_shape)`` (images as float in [0, 1]); a
 model standardizes its inputs itself with the ``input_mean``/``input_std`` it was built
 with, so every caller feeds the same arrays. ``params`` and ``batch_stats`` are nested
-dicts of arrays (``nnx.State.to_pure_dict``), ready for optax, orbax and
+dicts of arrays (``nnx.to_pure_dict``), ready for optax, orbax and
 ``jax.tree_util`` paths. The final layer is always called ``head`` (an ``nnx.Linear``),
 so that ``logits = embed(x) @ params["head"]["kernel"] + params["head"]["bias"]``.
 
@@ -125,7 +125,7 @@ class Model:
 
   def _init(self, key: jax.Array) -> Variables:
     _, params, stats = nnx.split(self.make_module(nnx.Rngs(key)), nnx.Param, nnx.BatchStat)
-    return Variables(params.to_pure_dict(), stats.to_pure_dict())
+    return Variables(nnx.to_pure_dict(params), nnx.to_pure_dict(stats))
 
   def _module(self, params: PyTree, batch_stats: PyTree) -> nnx.Module:
     return nnx.merge(self.graphdef, _copy_state(self.params_template, params),
@@ -156,7 +156,7 @@ class Model:
     logits = module(self._standardize(x), train=True)
     _, _, new_stats = nnx.split(module, nnx.Param, nnx.BatchStat)
     new_stats = jax.tree_util.tree_map(lambda new, old: new.astype(jnp.asarray(old).dtype),
-                                       new_stats.to_pure_dict(), batch_stats)
+                                       nnx.to_pure_dict(new_stats), batch_stats)
     return logits, new_stats
 
   def embed(self, params: PyTree, batch_stats: PyTree, x: jax.Array) -> jax.Array:
@@ -225,6 +225,6 @@ def _per_input(value: Any, input_shape: tuple[int, ...], what: str) -> jax.Array
 def count_params(params: PyTree) -> int:
   """Total number of scalars in ``params`` (arrays or ``jax.ShapeDtypeStruct`` leaves).
 
-  ``count_params(model.params_template.to_pure_dict())`` counts without allocating.
+  ``count_params(nnx.to_pure_dict(model.params_template))`` counts without allocating.
   """
   return sum(int(leaf.size) for leaf in jax.tree_util.tree_leaves(params))

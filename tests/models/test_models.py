@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from assljax import models
 from assljax.models import count_params
@@ -11,7 +12,7 @@ from assljax.models import count_params
 
 def _abstract_count(name, num_classes=10, input_shape=(32, 32, 3), **options):
   model = models.build(name, num_classes=num_classes, input_shape=input_shape, **options)
-  return count_params(model.params_template.to_pure_dict())
+  return count_params(nnx.to_pure_dict(model.params_template))
 
 
 def _wrn_count(k, num_classes, in_channels=3, blocks_per_stage=4):

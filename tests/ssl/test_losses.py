@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from assljax import models, ssl
 from assljax.ssl.algorithm import Batch, LossContext, no_augment
@@ -178,7 +179,7 @@ def _leaf_names(tree):
 
 def test_weight_decay_mask_covers_exactly_the_kernels():
   model = models.build("wrn-28-2", num_classes=10, input_shape=(32, 32, 3))
-  params = model.params_template.to_pure_dict()
+  params = nnx.to_pure_dict(model.params_template)
   mask = ssl.kernel_mask(params)
   names = dict(_leaf_names(mask))
   kernels = [k for k in names if k.endswith("['kernel']")]

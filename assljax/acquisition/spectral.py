@@ -1,0 +1,309 @@
+"""NTK-spectrum strategies: NPC and CRC (registry names ``"npc"`` and ``"crc"``).
+
+    strategy = assljax.acquisition.get("npc", num_candidates=None)
+    strategy = assljax.acquisition.get("crc", group_size=None)
+    idx = strategy(key, ctx, budget)          # (budget,) int32, distinct, unlabeled
+
+Both score a set ``G`` of unlabeled samples by the spectrum of the NTK Gram matrix over
+``labeled ∪ G``:
+
+* **NPC** draws ``num_candidates`` (default: the number of unlabeled samples) random
+  candidate batches of ``Q = budget`` distinct unlabeled samples, scores each by the
+  smallest eigenvalue ``λ_min`` of the Gram over ``labeled ∪ batch`` and returns the
+  best batch. A batch holding two copies of the same input (or a copy of a labeled
+  input) has a singular Gram, ``λ_min = 0``, so NPC never picks duplicates as long as
+  some candidate's Gram is non-singular (see below).
+* **CRC** partitions the unlabeled pool into random disjoint groups of ``G =
+  group_size`` samples (default ``max(1, Q // 10)``), scores each group by the smallest
+  *positive* eigenvalue of the Gram over ``labeled ∪ group`` (above the relative
+  tolerance of :func:`assljax.kernels.spectral.default_rtol`, see there) and returns the
+  best groups. Groups are taken best first until ``Q`` samples are chosen; when ``G``
+  does not divide ``Q`` the last group taken contributes only its first ``Q mod G``
+  members (in the random order of the partition). The ``N_U mod G`` samples left over
+  by the partition are not scored; they are used only when the full groups cannot cover
+  ``Q`` (then every full group is taken and the rest is drawn from them in random
+  order).
+
+Kernel: by default the class-traced last-layer empirical NTK in closed form, the Gram of
+the features ``last_layer_features(embed_fn(params, x), C) = sqrt(C) [h(x), 1]`` (no
+autodiff), embedded once for the labeled set and the pool samples that occur in some
+candidate. Any :class:`assljax.kernels.Kernel` can be passed as ``ctx.kernel``: its
+finite feature map is used when it has one (``kernel.has_features``); otherwise ``K_LL``
+is computed once, ``K_LU`` for the pool samples that occur in some candidate, and the
+candidates' ``g x g`` blocks from kernel calls on about 256 samples at a time, keeping
+their diagonal blocks (never an ``N x N`` matrix). Scores come from
+:func:`assljax.kernels.batch_min_eigenvalues` with the candidates as index sets into the
+pool, so the ``(m, l, g)`` cross blocks are never materialized; its dispatcher picks the
+feature-space, bordered or dense solver (hyperparameter ``method``). Both strategies work with an empty
+labeled set (then the score is the spectrum of the candidate block alone) and with a
+freshly initialized network ("zero-shot").
+
+When ``l + Q`` exceeds the rank of the kernel (``d + 1`` for the last-layer NTK of
+``d``-dimensional features), every candidate's Gram is singular and NPC's plain score is
+0 for all of them; NPC then returns its first candidate, a uniformly random batch. Pass
+``positive_only=True`` to rank by the smallest positive eigenvalue instead.
+
+Deterministic for a key: candidate batches come from Floyd's algorithm with
+``jax.random`` keys folded from ``key``, CRC's partition from ``jax.random.permutation``,
+and ties go to the first candidate. The solver is compiled per labeled-set size and
+candidate count (so once per active-learning round; the gathered pool is padded to a
+power of two to avoid more).
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from assljax._chunking import chunked_map
+from assljax.acquisition.base import (Context, StatelessStrategy, check_finite, check_request,
+                                      register)
+
+PyTree = Any
+
+_EMBED_CHUNK = 256
+_KERNEL_ROWS = 256   # samples per kernel call when building Gram blocks without features
+
+
+def _check_positive_int(value: Any, name: str, *, allow_none: bool = True) -> int | None:
+  if value is None and allow_none:
+    return None
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    raise ValueError(f"{name} must be a positive integer{' or None' if allow_none else ''}, "
+                     f"got {value!r}.")
+  return int(value)
+
+
+@functools.partial(jax.jit, static_argnames=("num_sets", "size", "n"))
+def random_subsets(key: jax.Array, *, num_sets: int, size: int, n: int) -> jax.Array:
+  """``num_sets`` independent uniformly random ``size``-subsets of ``range(n)``.
+
+  Floyd's algorithm, vectorized over the sets: ``O(num_sets * size^2)`` work and no
+  ``num_sets x n`` array.
+
+  Returns:
+    ``(num_sets, size)`` int32; each row holds distinct values in ``[0, n)``.
+  """
+  def step(i, sets):
+    j = n - size + i
+    t = jax.random.randint(jax.random.fold_in(key, i), (num_sets,), 0, j + 1)
+    seen = jnp.any(sets == t[:, None], axis=1)
+    return sets.at[:, i].set(jnp.where(seen, j, t).astype(jnp.int32))
+
+  sets = jnp.full((num_sets, size), -1, jnp.int32)
+  return jax.lax.fori_loop(0, size, step, sets)
+
+
+@functools.partial(jax.jit, static_argnames=("embed_fn", "chunk_size"))
+def _embed_rows(embed_fn: Callable, params: PyTree, x: jax.Array, rows: jax.Array, *,
+                chunk_size: int) -> jax.Array:
+  return chunked_map(lambda r: embed_fn(params, jnp.take(x, r, axis=0)), rows,
+                     chunk_size=chunk_size)
+
+
+def _host_chunks(rows: np.ndarray, size: int):
+  for s in range(0, len(rows), size):
+    yield rows[s:s + size]
+
+
+class _GramSource:
+  """Features or Gram blocks of the kernel the strategies score with."""
+
+  def __init__(self, ctx: Context, embed_chunk_size: int):
+    self.ctx = ctx
+    self.embed_chunk_size = embed_chunk_size
+    kernel = ctx.kernel
+    if kernel is None:
+      if ctx.embed_fn is None:
+        raise ValueError("npc/crc need ctx.embed_fn (penultimate features, for the default "
+                         "last-layer NTK) or a ctx.kernel.")
+      self.mode = "last_layer"
+    elif getattr(kernel, "has_features", False):
+      self.mode = "kernel_features"
+    elif callable(kernel):
+      self.mode = "kernel"
+    else:
+      raise ValueError(f"ctx.kernel must be an assljax.kernels.Kernel (callable), got "
+                       f"{type(kernel).__name__}.")
+
+  def features(self, rows: np.ndarray) -> jax.Array:
+    """``(len(rows), d)`` features of pool rows (``rows`` non-empty)."""
+    ctx = self.ctx
+    if self.mode == "last_layer":
+      from assljax.kernels.last_layer import last_layer_features
+
+      h = _embed_rows(ctx.embed_fn, ctx.params, ctx.x, jnp.asarray(rows, jnp.int32),
+                      chunk_size=self.embed_chunk_size)
+      return last_layer_features(h, ctx.num_classes)
+    parts = [ctx.kernel.features(ctx.x[jnp.asarray(r)]) for r in _host_chunks(rows, 4096)]
+    return jnp.concatenate(parts, axis=0)
+
+  def scores(self, labeled: np.ndarray, groups: np.ndarray, *, positive_only: bool,
+             rtol: float | None, chunk_size: int | None, method: str) -> np.ndarray:
+    """Smallest (positive) eigenvalue of the Gram over ``labeled ∪ group`` per group.
+
+    Args:
+      labeled: ``(l,)`` pool rows of the labeled set (may be empty).
+      groups: ``(m, g)`` pool rows of each group.
+
+    Returns:
+      ``(m,)`` float scores (host array).
+    """
+    from assljax.kernels.spectral import batch_min_eigenvalues
+
+    rows_u, inverse = np.unique(groups, return_inverse=True)
+    index = inverse.reshape(groups.shape).astype(np.int32)
+    # pad the gathered pool to a power of two (repeating a row no group points at twice)
+    # so that the solver compiles once per size class, not once per draw
+    padded = max(8, 1 << (len(rows_u) - 1).bit_length())
+    rows_u = np.concatenate([rows_u, np.full(padded - len(rows_u), rows_u[0])])
+    opts = dict(positive_only=positive_only, rtol=rtol, chunk_size=chunk_size, method=method)
+    if self.mode in ("last_layer", "kernel_features"):
+      phi_u = self.features(rows_u)
+      phi_l = (self.features(labeled) if len(labeled)
+               else jnp.zeros((0, phi_u.shape[1]), phi_u.dtype))
+      out = batch_min_eigenvalues(phi_L=phi_l, phi_G=phi_u, index=index, **opts)
+    else:
+      K_LL, K_LU = self._labeled_blocks(labeled, rows_u)
+      K_GG = self._group_blocks(groups)
+      out = batch_min_eigenvalues(K_LL, K_LU, K_GG, index=index, **opts)
+    out = np.asarray(out)
+    check_finite(out, "spectral scores")
+    return out
+
+  def _labeled_blocks(self, labeled: np.ndarray, rows_u: np.ndarray):
+    kernel, x = self.ctx.kernel, self.ctx.x
+    l = len(labeled)
+    if l == 0:
+      return jnp.zeros((0, 0), jnp.float32), jnp.zeros((0, len(rows_u)), jnp.float32)
+    x_l = x[jnp.asarray(labeled)]
+    K_LL = kernel(x_l, None)
+    K_LU = jnp.concatenate([kernel(x_l, x[jnp.asarray(r)])
+                            for r in _host_chunks(rows_u, 4096)], axis=1)
+    return K_LL, K_LU
+
+  def _group_blocks(self, group_rows: np.ndarray) -> jax.Array:
+    """``(m, g, g)`` kernel blocks of each group, from kernel calls on ~256 samples."""
+    kernel, x = self.ctx.kernel, self.ctx.x
+    m, g = group_rows.shape
+    per = max(1, _KERNEL_ROWS // g)
+    blocks = []
+    for s in range(0, m, per):
+      chunk = group_rows[s:s + per]
+      c = chunk.shape[0]
+      xs = x[jnp.asarray(chunk.reshape(-1))]
+      K = jnp.asarray(kernel(xs, None)).reshape(c, g, c, g)
+      ar = jnp.arange(c)
+      blocks.append(K[ar, :, ar, :])
+    return jnp.concatenate(blocks, axis=0)
+
+
+class _SpectralStrategy(StatelessStrategy):
+
+  def __init__(self, *, rtol: float | None, chunk_size: int | None, method: str,
+               embed_chunk_size: int):
+    if method not in ("auto", "dense", "bordered", "features"):
+      raise ValueError(f"method must be 'auto', 'dense', 'bordered' or 'features', "
+                       f"got {method!r}.")
+    if rtol is not None and (isinstance(rtol, bool) or not isinstance(rtol, numbers.Real)
+                             or not rtol >= 0):
+      raise ValueError(f"rtol must be a non-negative number or None, got {rtol!r}.")
+    self.rtol = rtol
+    self.chunk_size = _check_positive_int(chunk_size, "chunk_size")
+    self.method = method
+    self.embed_chunk_size = _check_positive_int(embed_chunk_size, "embed_chunk_size",
+                                                allow_none=False)
+
+  def scores(self, ctx: Context, groups: np.ndarray, *, positive_only: bool) -> np.ndarray:
+    """``(m,)`` smallest (positive) eigenvalue of the Gram over labeled ∪ each group.
+
+    ``groups``: ``(m, g)`` pool indices. The kernel is chosen as in the module doc.
+    """
+    source = _GramSource(ctx, self.embed_chunk_size)
+    return source.scores(ctx.labeled_indices(), np.asarray(groups),
+                         positive_only=positive_only, rtol=self.rtol,
+                         chunk_size=self.chunk_size, method=self.method)
+
+
+@register("npc")
+class NPC(_SpectralStrategy):
+  """Best of ``num_candidates`` random batches by ``λ_min`` of the NTK Gram (module doc).
+
+  Args:
+    num_candidates: ``m``, random candidate batches scored per round; None (default)
+      uses the number of unlabeled samples.
+    positive_only: rank by the smallest eigenvalue above the relative tolerance instead
+      of the smallest eigenvalue (False, NPC's criterion, by default).
+    rtol: positive-only tolerance (None: :func:`assljax.kernels.spectral.default_rtol`).
+    chunk_size: candidates per solver chunk (bounds memory).
+    method: spectral solver, ``"auto"`` (cheapest exact), ``"dense"``, ``"bordered"`` or
+      ``"features"``.
+    embed_chunk_size: pool samples embedded per chunk.
+  """
+
+  def __init__(self, *, num_candidates: int | None = None, positive_only: bool = False,
+               rtol: float | None = None, chunk_size: int | None = 256,
+               method: str = "auto", embed_chunk_size: int = _EMBED_CHUNK):
+    super().__init__(rtol=rtol, chunk_size=chunk_size, method=method,
+                     embed_chunk_size=embed_chunk_size)
+    self.num_candidates = _check_positive_int(num_candidates, "num_candidates")
+    self.positive_only = bool(positive_only)
+
+  def candidates(self, key: jax.Array, ctx: Context, budget: int) -> np.ndarray:
+    """The ``(m, budget)`` candidate batches, as pool indices, this key draws."""
+    check_request(ctx, budget)
+    unlabeled = ctx.unlabeled_indices()
+    m = self.num_candidates or len(unlabeled)
+    pos = random_subsets(key, num_sets=m, size=budget, n=len(unlabeled))
+    return unlabeled[np.asarray(pos)]
+
+  def _select(self, key: jax.Array, ctx: Context, budget: int) -> jax.Array:
+    batches = self.candidates(key, ctx, budget)
+    scores = self.scores(ctx, batches, positive_only=self.positive_only)
+    return jnp.asarray(batches[int(np.argmax(scores))], jnp.int32)
+
+
+@register("crc")
+class CRC(_SpectralStrategy):
+  """Best random disjoint groups by smallest positive NTK eigenvalue (module doc).
+
+  Args:
+    group_size: ``G``; None (default) uses ``max(1, budget // 10)``.
+    rtol: positive-only tolerance (None: :func:`assljax.kernels.spectral.default_rtol`).
+    chunk_size: groups per solver chunk (bounds memory).
+    method: spectral solver, ``"auto"``, ``"dense"``, ``"bordered"`` or ``"features"``.
+    embed_chunk_size: pool samples embedded per chunk.
+  """
+
+  def __init__(self, *, group_size: int | None = None, rtol: float | None = None,
+               chunk_size: int | None = 256, method: str = "auto",
+               embed_chunk_size: int = _EMBED_CHUNK):
+    super().__init__(rtol=rtol, chunk_size=chunk_size, method=method,
+                     embed_chunk_size=embed_chunk_size)
+    self.group_size = _check_positive_int(group_size, "group_size")
+
+  def groups(self, key: jax.Array, ctx: Context, budget: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(groups (n_groups, G), leftover)`` as pool indices for this key."""
+    check_request(ctx, budget)
+    unlabeled = ctx.unlabeled_indices()
+    G = self.group_size or max(1, budget // 10)
+    perm = unlabeled[np.asarray(jax.random.permutation(key, len(unlabeled)))]
+    n_full = len(perm) // G
+    return perm[:n_full * G].reshape(n_full, G), perm[n_full * G:]
+
+  def _select(self, key: jax.Array, ctx: Context, budget: int) -> jax.Array:
+    groups, leftover = self.groups(key, ctx, budget)
+    n_full, G = groups.shape
+    if n_full * G <= budget:  # every full group is needed anyway
+      chosen = np.concatenate([groups.reshape(-1), leftover[:budget - n_full * G]])
+      return jnp.asarray(chosen, jnp.int32)
+    scores = self.scores(ctx, groups, positive_only=True)
+    order = np.argsort(-scores, kind="stable")
+    need = -(-budget // G)
+    chosen = groups[order[:need]].reshape(-1)[:budget]
+    return jnp.asarray(chosen, jnp.int32)

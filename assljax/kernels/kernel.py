@@ -1,0 +1,235 @@
+"""One interface for finite- and infinite-width kernels (DESIGN §3).
+
+    kernel = Kernel.empirical(apply_fn, params, param_filter="last_layer", embed_fn=embed_fn)
+    kernel = Kernel.infinite("wrn-28-2", num_classes=10)
+    kernel = Kernel.from_features(lambda x: phi(x))
+    K = kernel(x1, x2)          # (n1, n2) float32, traced over classes
+    d = kernel.diag(x)          # (n,)  = diag(kernel(x, x)) without the (n, n) matrix
+    if kernel.has_features:
+      phi = kernel.features(x)  # (n, d) with phi(x1) @ phi(x2).T == kernel(x1, x2)
+
+Swapping finite for infinite width is one argument: every kernel takes raw inputs as the
+models do and returns the class-*summed* trace (``C`` times the per-class kernel).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from assljax._chunking import chunked_map
+from assljax.kernels.empirical import _check_chunk_size, _check_inputs, _EmpiricalNTK
+from assljax.kernels.empirical import _shaped_like_head as _selection_like_head
+from assljax.kernels.empirical import select_params
+from assljax.kernels.last_layer import last_layer_features
+
+PyTree = Any
+_HIGHEST = jax.lax.Precision.HIGHEST
+
+
+def _f32(a: jax.Array) -> jax.Array:
+  return a.astype(jnp.float32)
+
+
+def _check_feature_output(phi: Any, n: int) -> jax.Array:
+  if not hasattr(phi, "ndim") or phi.ndim != 2 or phi.shape[0] != n:
+    raise ValueError(f"feature_fn must map (n, ...) inputs to (n, d) features; for n = {n} "
+                     f"it returned shape {getattr(phi, 'shape', type(phi).__name__)}.")
+  return phi
+
+
+class Kernel:
+  """A positive semi-definite kernel on raw inputs; build it with a classmethod.
+
+  Attributes:
+    kind: ``"empirical"``, ``"infinite"`` or ``"features"``.
+    has_features: whether :meth:`features` returns a finite feature map (last-layer
+      empirical kernels and :meth:`from_features` kernels).
+  """
+
+  def __init__(self, *, kind: str, description: str,
+               kernel_fn: Callable[[jax.Array, jax.Array | None], jax.Array],
+               diag_fn: Callable[[jax.Array], jax.Array],
+               features_fn: Callable[[jax.Array], jax.Array] | None = None,
+               no_features_reason: str = ""):
+    self.kind = kind
+    self._description = description
+    self._kernel_fn = kernel_fn
+    self._diag_fn = diag_fn
+    self._features_fn = features_fn
+    self._no_features_reason = no_features_reason
+
+  # -- constructors ---------------------------------------------------------------
+
+  @classmethod
+  def empirical(cls, apply_fn: Callable[[PyTree, jax.Array], jax.Array], params: PyTree, *,
+                param_filter: Any = "all",
+                embed_fn: Callable[[PyTree, jax.Array], jax.Array] | None = None,
+                num_classes: int | None = None, chunk_size: int | None = None) -> "Kernel":
+    """Finite-width NTK of ``apply_fn`` at ``params`` (see ``empirical_ntk_fn``).
+
+    Args:
+      apply_fn: ``(params, x) -> logits (n, C)``, eval mode.
+      params: the parameters to differentiate (bound into the kernel).
+      param_filter: ``"all"``, ``"last_layer"`` or a predicate ``(path, leaf) -> bool``.
+      embed_fn: ``(params, x) -> h (n, d)`` with ``logits = h @ W + b``; with
+        ``param_filter="last_layer"`` the kernel is the closed form
+        ``last_layer_features(h, C)`` Gram and needs no autodiff. Ignored otherwise.
+      num_classes: ``C``; inferred from ``params["head"]["bias"]`` or from ``apply_fn``'s
+        output when None. On the autodiff paths a value that contradicts ``apply_fn``
+        raises ``ValueError``; the ``embed_fn`` path trusts it.
+      chunk_size: samples per chunk for Jacobians / embeddings (bounds memory).
+
+    Returns:
+      A :class:`Kernel` with ``has_features`` True for the last-layer closed form.
+    """
+    if not callable(apply_fn):
+      raise ValueError(f"apply_fn must be callable, got {type(apply_fn).__name__}.")
+    if num_classes is not None and (isinstance(num_classes, bool)
+                                    or not isinstance(num_classes, int) or num_classes < 1):
+      raise ValueError(f"num_classes must be a positive integer or None, got {num_classes!r}.")
+    chunk_size = _check_chunk_size(chunk_size)
+    select_params(params, param_filter)  # validates the filter now (empty -> ValueError)
+    impl = _EmpiricalNTK(apply_fn, traced=True, param_filter=param_filter,
+                         chunk_size=chunk_size)
+
+    def classes(x: jax.Array) -> int:
+      c = impl.structure(params, x)[0]
+      if num_classes is not None and num_classes != c:
+        raise ValueError(f"num_classes={num_classes} but apply_fn returns {c} logits.")
+      return c
+
+    filter_name = param_filter if isinstance(param_filter, str) else "predicate"
+    description = f"empirical NTK ({filter_name} parameters)"
+    last_layer = isinstance(param_filter, str) and param_filter == "last_layer"
+
+    if last_layer and embed_fn is not None:
+      if not callable(embed_fn):
+        raise ValueError(f"embed_fn must be callable, got {type(embed_fn).__name__}.")
+      head = params.get("head") if isinstance(params, dict) else None
+      bias = head.get("bias") if isinstance(head, dict) else None
+      known = num_classes if num_classes is not None else (
+          int(bias.shape[0]) if getattr(bias, "ndim", 0) == 1 else None)
+
+      def embed_features(x: jax.Array) -> jax.Array:
+        c = known if known is not None else classes(x)
+        h = chunked_map(lambda xc: embed_fn(params, xc), x, chunk_size=chunk_size)
+        return last_layer_features(h, c)
+
+      features = jax.jit(embed_features) if known is not None else embed_features
+      return cls._from_feature_fn(features, kind="empirical",
+                                  description=description + ", closed form via embed_fn")
+
+    def kernel_fn(x1, x2):
+      classes(x1)
+      return impl.kernel(params, x1, x2)
+
+    def diag_fn(x):
+      classes(x)
+      return impl.diag(params, x)
+
+    def head_features(x):
+      classes(x)
+      return impl.head_features(params, x)
+
+    reason = ("no finite feature map is available for the empirical NTK of "
+              f"{filter_name!r} parameters; use param_filter='last_layer' (or nystrom_features).")
+    features_fn = head_features if _shaped_like_head(params, param_filter) else None
+    return cls(kind="empirical", description=description, kernel_fn=kernel_fn,
+               diag_fn=diag_fn, features_fn=features_fn, no_features_reason=reason)
+
+  @classmethod
+  def infinite(cls, architecture: Any, *, num_classes: int = 1, chunk_size: int | None = None,
+               **options: Any) -> "Kernel":
+    """Infinite-width NTK of a stax twin or triple (see ``infinite_ntk_fn``).
+
+    Args:
+      architecture: ``"mlp"``, ``"cnn"``, ``"wrn"``, ``"wrn-28-2"``, ``"wrn-28-8"`` or an
+        ``(init_fn, apply_fn, kernel_fn)`` stax triple.
+      num_classes: ``C``; the kernel is ``C`` times the per-channel NTK.
+      chunk_size: block size for the kernel (bounds memory).
+      **options: twin options and ``input_mean``/``input_std``.
+    """
+    from assljax.kernels.infinite import _InfiniteNTK
+
+    impl = _InfiniteNTK(architecture, num_classes=num_classes, chunk_size=chunk_size,
+                        options=options)
+    return cls(kind="infinite", description=f"infinite-width NTK ({impl.description})",
+               kernel_fn=impl.kernel, diag_fn=impl.diag,
+               no_features_reason=("no finite feature map is available for an infinite-width "
+                                   "NTK; use nystrom_features(kernel, landmarks)."))
+
+  @classmethod
+  def from_features(cls, feature_fn: Callable[[jax.Array], jax.Array], *,
+                    chunk_size: int | None = None) -> "Kernel":
+    """Linear kernel ``phi(x1) @ phi(x2).T`` of an explicit feature map.
+
+    Args:
+      feature_fn: ``x (n, ...) -> phi (n, d)``, jittable.
+      chunk_size: samples per call of ``feature_fn`` (bounds memory).
+    """
+    if not callable(feature_fn):
+      raise ValueError(f"feature_fn must be callable, got {type(feature_fn).__name__}.")
+    chunk_size = _check_chunk_size(chunk_size)
+
+    def features(x: jax.Array) -> jax.Array:
+      phi = chunked_map(feature_fn, x, chunk_size=chunk_size)
+      return _check_feature_output(phi, x.shape[0])
+
+    return cls._from_feature_fn(features, kind="features", description="explicit features")
+
+  @classmethod
+  def _from_feature_fn(cls, features: Callable[[jax.Array], jax.Array], *, kind: str,
+                       description: str) -> "Kernel":
+    def kernel_fn(x1, x2):
+      phi1 = features(x1)
+      phi2 = phi1 if x2 is None else features(x2)
+      return jnp.dot(phi1, phi2.T, precision=_HIGHEST)
+
+    def diag_fn(x):
+      phi = features(x)
+      return jnp.sum(phi * phi, axis=1)
+
+    return cls(kind=kind, description=description, kernel_fn=kernel_fn, diag_fn=diag_fn,
+               features_fn=features)
+
+  # -- API -------------------------------------------------------------------------
+
+  def __call__(self, x1: jax.Array, x2: jax.Array | None = None) -> jax.Array:
+    """Kernel matrix ``(n1, n2)`` float32 for ``x1: (n1, ...)``, ``x2: (n2, ...)``.
+
+    ``x2=None`` means ``x1`` (and computes shared work once).
+    """
+    x1, x2 = _check_inputs(x1, x2)
+    return _f32(self._kernel_fn(x1, x2))
+
+  def diag(self, x: jax.Array) -> jax.Array:
+    """``k(x_i, x_i)`` ``(n,)`` float32, without forming the ``(n, n)`` matrix."""
+    x, _ = _check_inputs(x)
+    return _f32(self._diag_fn(x))
+
+  @property
+  def has_features(self) -> bool:
+    return self._features_fn is not None
+
+  def features(self, x: jax.Array) -> jax.Array:
+    """Finite feature map ``(n, d)`` float32 with ``features(x1) @ features(x2).T ==
+    kernel(x1, x2)``; ``ValueError`` when the kernel has none (see ``has_features``)."""
+    if self._features_fn is None:
+      raise ValueError(self._no_features_reason)
+    x, _ = _check_inputs(x)
+    return _f32(self._features_fn(x))
+
+  def __repr__(self) -> str:
+    return f"Kernel({self._description})"
+
+
+def _shaped_like_head(params: PyTree, param_filter: Any) -> bool:
+  """Whether the filter selects a (d, C) kernel and a (C,) bias (checked on data later)."""
+  try:
+    selected, _ = select_params(params, param_filter)
+  except ValueError:
+    return False
+  return _selection_like_head(selected)

@@ -1,0 +1,84 @@
+"""Last-layer NTK in closed form (DESIGN §4).
+
+For logits ``f(x) = h(x) @ W + b`` with ``W: (d, C)``, ``b: (C,)``, the derivative of logit
+``c`` is ``e_c ⊗ [h(x), 1]``, so the class block of the NTK restricted to ``(W, b)`` is
+``(h(x).h(x') + 1) I_C`` and its trace over classes is ``C (h(x).h(x') + 1)``. No autodiff
+is needed: it is the Gram matrix of the features ``sqrt(C) [h(x), 1]``.
+
+    phi = last_layer_features(h, C)          # (n, d + 1); phi @ phi.T = traced NTK
+    K = last_layer_ntk(h1, h2, C)            # (n1, n2)
+    K = last_layer_ntk(h1, h2, C, trace=False)   # (n1, n2, C, C)
+
+Its rank is at most ``d + 1``: with more points than that, the smallest eigenvalue of a
+Gram of these features is zero.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+_HIGHEST = jax.lax.Precision.HIGHEST
+
+
+def _check_classes(num_classes: Any) -> int:
+  if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+    raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}.")
+  return num_classes
+
+
+def _check_features(features: Any, name: str) -> jax.Array:
+  features = jnp.asarray(features)
+  if features.ndim != 2:
+    raise ValueError(f"{name} must be penultimate features of shape (n, d), got shape "
+                     f"{tuple(features.shape)}.")
+  if not jnp.issubdtype(features.dtype, jnp.inexact):
+    features = features.astype(jnp.float32)
+  return features
+
+
+def last_layer_features(features: jax.Array, num_classes: int) -> jax.Array:
+  """Feature map of the traced last-layer NTK.
+
+  Args:
+    features: penultimate activations ``h(x)`` ``(n, d)`` (``embed_fn(params, x)``).
+    num_classes: ``C``, the number of logits.
+
+  Returns:
+    ``sqrt(C) [h(x), 1]`` ``(n, d + 1)``, so that ``phi @ phi.T`` is the class-traced
+    NTK of the final dense layer, ``C (h.h' + 1)``.
+  """
+  num_classes = _check_classes(num_classes)
+  features = _check_features(features, "features")
+  ones = jnp.ones((features.shape[0], 1), features.dtype)
+  scale = jnp.sqrt(jnp.asarray(num_classes, features.dtype))
+  return jnp.concatenate([features, ones], axis=1) * scale
+
+
+def last_layer_ntk(features1: jax.Array, features2: jax.Array | None, num_classes: int, *,
+                   trace: bool = True) -> jax.Array:
+  """NTK of the final dense layer from penultimate features.
+
+  Args:
+    features1: ``h(x1)`` ``(n1, d)``.
+    features2: ``h(x2)`` ``(n2, d)``, or ``None`` for ``features1``.
+    num_classes: ``C``.
+    trace: True for the class-traced kernel, False for the full class blocks.
+
+  Returns:
+    ``C (h1 @ h2.T + 1)`` ``(n1, n2)`` if ``trace``, else ``(h1 @ h2.T + 1)`` times the
+    identity in each ``(C, C)`` block: ``(n1, n2, C, C)``.
+  """
+  num_classes = _check_classes(num_classes)
+  features1 = _check_features(features1, "features1")
+  features2 = features1 if features2 is None else _check_features(features2, "features2")
+  if features1.shape[1] != features2.shape[1]:
+    raise ValueError(f"features1 and features2 must have the same width d, got "
+                     f"{features1.shape[1]} and {features2.shape[1]}.")
+  gram = jnp.dot(features1, features2.T, precision=_HIGHEST) + 1
+  if trace:
+    return gram * jnp.asarray(num_classes, gram.dtype)
+  eye = jnp.eye(num_classes, dtype=gram.dtype)
+  return gram[:, :, None, None] * eye[None, None]
