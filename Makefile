@@ -25,7 +25,7 @@ demo: $(STAMP)
 	$(VENV)/bin/assljax report $(DEMO)/run --out $(DEMO)
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile -q --durations=15
+	$(PY) -m pytest -n 2 --dist worksteal -q --durations=15
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache

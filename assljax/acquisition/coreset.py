@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from assljax import parallel
 from assljax._chunking import chunked_map
 from assljax.acquisition.base import Context, StatelessStrategy, register
 from assljax.acquisition.uncertainty import check_chunk_size, pool_features
@@ -67,11 +68,20 @@ def k_center_greedy(features: jax.Array, min_d: jax.Array, k: int) -> jax.Array:
     ``(k,)`` int32 distinct rows of ``features``, in the order picked.
   """
   n = features.shape[0]
+  # under a data mesh the rows stay sharded; indexing one row of a sharded array would
+  # make XLA gather the whole array on every device
+  sharded = parallel.current_data_axis() is not None
+  if sharded:
+    features, min_d = parallel.constrain_rows((features, min_d))
 
   def body(t, carry):
     picks, chosen, min_d = carry
     c = jnp.argmax(jnp.where(chosen, -jnp.inf, min_d)).astype(jnp.int32)
-    min_d = jnp.minimum(min_d, sq_distances_to_point(features, features[c]))
+    if sharded:  # a masked sum (one all-reduce of d floats), not a gather of the rows
+      center = jnp.sum(jnp.where((jnp.arange(n) == c)[:, None], features, 0.0), axis=0)
+    else:
+      center = features[c]
+    min_d = jnp.minimum(min_d, sq_distances_to_point(features, center))
     return picks.at[t].set(c), chosen.at[c].set(True), min_d
 
   init = (jnp.zeros((k,), jnp.int32), jnp.zeros((n,), jnp.bool_), min_d)

@@ -44,6 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from assljax import parallel
 from assljax.acquisition.base import Context, StatelessStrategy, check_finite, register
 from assljax.acquisition.uncertainty import RowFn, check_chunk_size, host_map_rows, top_k_rows
 
@@ -64,6 +65,8 @@ def _tree_vdot(a: PyTree, b: PyTree) -> jax.Array:
 @functools.partial(jax.jit, static_argnums=(0,))
 def _chunk_gradient(apply_fn: Callable, acc: PyTree, params: PyTree, x: jax.Array,
                     idx: jax.Array, labels: jax.Array, weights: jax.Array) -> PyTree:
+  # under a data mesh the rows are split over the devices; XLA all-reduces the sum
+  idx, labels, weights = parallel.constrain_rows((idx, labels, weights))
   g = jax.grad(lambda p: jnp.sum(
       weights * cross_entropy(apply_fn(p, jnp.take(x, idx, axis=0)), labels)))(params)
   return jax.tree_util.tree_map(jnp.add, acc, g)
@@ -81,7 +84,8 @@ def summed_gradient(apply_fn: Callable, params: PyTree, x: jax.Array, idx: np.nd
     labels: ``(n,)`` int labels of those rows.
     chunk_size: rows per backward pass; chunks are looped on the host (one compiled
       program, the last chunk padded with zero weight), because XLA:CPU runs backward
-      passes inside ``lax.scan`` 15-20x slower.
+      passes inside ``lax.scan`` 15-20x slower. Under a data mesh of ``D`` devices
+      (:mod:`assljax.parallel`) it counts rows per device (``D * chunk_size`` per pass).
   """
   idx = np.asarray(idx, np.int32)
   labels = np.asarray(labels, np.int32)
@@ -89,7 +93,9 @@ def summed_gradient(apply_fn: Callable, params: PyTree, x: jax.Array, idx: np.nd
   n = idx.size
   if n == 0:
     return acc
-  c = n if chunk_size is None else min(chunk_size, n)
+  size = parallel.data_parallelism()
+  c = -(-n // size) if chunk_size is None else min(chunk_size, -(-n // size))
+  c *= size
   for start in range(0, n, c):
     part = slice(start, min(start + c, n))
     k = part.stop - part.start

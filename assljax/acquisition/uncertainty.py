@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from assljax import parallel
 from assljax._chunking import chunked_map
 from assljax.acquisition.base import (Context, StatelessStrategy, check_finite, register)
 
@@ -77,7 +78,9 @@ def map_rows(row_fn: RowFn, params: PyTree, x: jax.Array, idx: jax.Array, *,
 @functools.partial(jax.jit, static_argnums=(0,))
 def _rows_once(row_fn: RowFn, params: PyTree, x: jax.Array, idx: jax.Array,
                *extra: PyTree) -> PyTree:
-  return row_fn(params, jnp.take(x, idx, axis=0), *extra)
+  # under a data mesh the call's rows are split over the devices (no-op otherwise)
+  rows = parallel.constrain_rows(jnp.take(x, parallel.constrain_rows(idx), axis=0))
+  return parallel.constrain_rows(row_fn(params, rows, *extra))
 
 
 def host_map_rows(row_fn: RowFn, params: PyTree, x: jax.Array, idx: np.ndarray, *extra: PyTree,
@@ -94,10 +97,16 @@ def host_map_rows(row_fn: RowFn, params: PyTree, x: jax.Array, idx: np.ndarray, 
     row_fn: maps ``(params, (c, ...), *extra)`` to a pytree with leading dimension ``c``.
     params, x, idx: as in :func:`map_rows` (``idx`` a host int array).
     *extra: further arguments passed to every call (e.g. a gradient direction).
-    chunk_size: rows per call (``None``: all at once).
+    chunk_size: rows per call (``None``: all at once); under a data mesh of ``D``
+      devices (:mod:`assljax.parallel`), rows per device: each call takes
+      ``D * chunk_size`` rows split over the devices.
   """
   idx = np.asarray(idx, np.int32)
-  if chunk_size is None or idx.size <= chunk_size:
+  size = parallel.data_parallelism()
+  if size > 1:
+    per_device = -(-idx.size // size) if chunk_size is None else chunk_size
+    chunk_size = min(per_device, -(-idx.size // size)) * size
+  if chunk_size is None or (idx.size <= chunk_size and size == 1):
     return _rows_once(row_fn, params, x, jnp.asarray(idx), *extra)
   outs = []
   for start in range(0, idx.size, chunk_size):

@@ -71,6 +71,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from assljax import parallel
 from assljax._chunking import chunked_map
 
 DEFAULT_CHUNK_SIZE = 256
@@ -556,8 +557,14 @@ def _driver(labeled, pool, kgg, index, scale, *, source: str, method: str,
         B, D = gram_blocks(ids)
         ok = _rows_finite(B, D)
         Z = jnp.matmul(Q.T[None], B)                                  # Qᵀ B (c, l, g)
-      out = _bordered_chunk(lam, Z, D, fro2, positive_only=positive_only, rtol=rtol,
-                            with_iters=with_iters)
+      if with_iters:
+        out = _bordered_chunk(lam, Z, D, fro2, positive_only=positive_only, rtol=rtol,
+                              with_iters=True)
+      else:  # under a data mesh each device iterates on its own candidates
+        out = parallel.per_device(
+            lambda lam, Z, D, fro2, rtol: _bordered_chunk(
+                lam, Z, D, fro2, positive_only=positive_only, rtol=rtol),
+            lam, Z, D, fro2, rtol, rows=(False, True, True, False, False))
       return _per_candidate(out, ok, with_iters)
 
   elif method == "features":
@@ -569,8 +576,14 @@ def _driver(labeled, pool, kgg, index, scale, *, source: str, method: str,
       U = features_of(ids)
       ok = _rows_finite(U)
       Y = jnp.matmul(Q.T[None], jnp.swapaxes(U, 1, 2))                # (c, d, g)
-      out = _features_chunk(lam, Y, fro2, n, positive_only=positive_only, rtol=rtol,
-                            with_iters=with_iters)
+      if with_iters:
+        out = _features_chunk(lam, Y, fro2, n, positive_only=positive_only, rtol=rtol,
+                              with_iters=True)
+      else:  # under a data mesh each device iterates on its own candidates
+        out = parallel.per_device(
+            lambda lam, Y, fro2, rtol: _features_chunk(
+                lam, Y, fro2, n, positive_only=positive_only, rtol=rtol),
+            lam, Y, fro2, rtol, rows=(False, True, False, False))
       return _per_candidate(out, ok, with_iters)
 
   else:

@@ -29,6 +29,14 @@ Design:
   Either way the state is donated. Between chunks ``train`` updates a tqdm bar,
   evaluates every ``eval_every`` steps and calls ``callback(state, record)`` (where the
   loop checkpoints).
+* **Data parallel on a mesh.** ``make_trainer(..., mesh=assljax.parallel.data_mesh())``
+  jits the step with ``in_shardings``/``out_shardings``: the state (parameters, optimizer,
+  EMA, BatchNorm statistics) and the data are replicated, every sampled batch is sharded
+  over the ``"data"`` axis, and XLA's SPMD partitioner inserts the all-reduces (gradients,
+  and BatchNorm's batch means, which stay means over the *global* batch). The program
+  computes the same function as on one device; results agree up to floating-point
+  reassociation of those sums (about 1e-6 relative per step in float32, growing slowly
+  with the number of steps).
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from assljax import parallel
 from assljax._chunking import chunked_map
 from assljax.models.core import Model, Variables
 from assljax.ssl import optim
@@ -188,6 +197,15 @@ class Trainer:
   step_fn: Callable = dataclasses.field(repr=False)
   loop_fn: Callable = dataclasses.field(repr=False)
   cache: dict = dataclasses.field(default_factory=dict, repr=False)
+  mesh: jax.sharding.Mesh | None = dataclasses.field(default=None, repr=False)
+
+  def place(self, tree: PyTree) -> PyTree:
+    """``tree`` replicated over the trainer's mesh (unchanged without a mesh).
+
+    A state or data already placed is returned as is (no copy); place the round's
+    :class:`SSLData` once to avoid a copy per chunk.
+    """
+    return tree if self.mesh is None else parallel.replicate(tree, self.mesh)
 
   def run_chunk(self, state: TrainState, data: SSLData, num_steps: int
                 ) -> tuple[TrainState, dict]:
@@ -198,9 +216,10 @@ class Trainer:
     bodies several times slower) a Python loop dispatches one jitted step at a time.
     Either way each executable is compiled once, whatever ``num_steps``.
     """
+    state, data = self.place(state), self.place(data)
     if "metrics" not in self.cache:  # the metrics' names and shapes, traced once
       self.cache["metrics"] = jax.eval_shape(self.train_step, state, data)[1]
-    total = {k: jnp.zeros(v.shape, v.dtype) for k, v in self.cache["metrics"].items()}
+    total = self.place({k: jnp.zeros(v.shape, v.dtype) for k, v in self.cache["metrics"].items()})
     if self.device_loop:
       state, total = self.loop_fn(state, data, jnp.asarray(num_steps, jnp.int32), total)
     else:
@@ -227,13 +246,13 @@ class Trainer:
     # alias the caller's arrays (a previous round's weights) or itself (params vs EMA).
     copy = lambda t: jax.tree_util.tree_map(lambda a: jnp.array(a, copy=True), t)
     params, stats = copy(variables.params), copy(variables.batch_stats)
-    return TrainState(
+    return self.place(TrainState(
         step=jnp.zeros((), jnp.int32), params=params, batch_stats=stats,
         opt_state=copy(self.optimizer.init(params)), ema_params=copy(params),
         ema_batch_stats=copy(stats),
         algo_state=copy(self.algorithm.init_state(int(data.unlabeled_idx.shape[0]),
                                                   self.model.num_classes)),
-        key=k_train)
+        key=k_train))
 
   def variables(self, state: TrainState) -> Variables:
     """The raw (non-averaged) weights of ``state``."""
@@ -290,8 +309,9 @@ class Trainer:
         state, metrics = self.run_chunk(state, data, stop - current)
         record = {"step": stop, **{k: float(v) for k, v in metrics.items()}}
         if eval_data is not None and eval_every and (stop % eval_every == 0 or stop == end):
-          record["eval"] = evaluate(self.model, self.eval_variables(state), eval_data[0],
-                                    eval_data[1], batch_size=eval_batch_size)
+          with parallel.use_mesh(self.mesh):
+            record["eval"] = evaluate(self.model, self.eval_variables(state), eval_data[0],
+                                      eval_data[1], batch_size=eval_batch_size)
         bar.update(stop - current)
         postfix = {"loss": f"{record.get('loss', float('nan')):.4f}"}
         if "eval" in record:
@@ -310,7 +330,8 @@ def make_trainer(model: Model, algorithm: Algorithm, *, batch_size: int = 64,
                  weight_decay: float | None = None, momentum: float = 0.9,
                  nesterov: bool = True, optimizer: optax.GradientTransformation | None = None,
                  ema_decay: float = 0.999, compute_dtype: Any = None,
-                 device_loop: bool | None = None) -> Trainer:
+                 device_loop: bool | None = None,
+                 mesh: jax.sharding.Mesh | None = None) -> Trainer:
   """Builds a :class:`Trainer` (and its jitted chunk function).
 
   Args:
@@ -333,6 +354,11 @@ def make_trainer(model: Model, algorithm: Algorithm, *, batch_size: int = 64,
       loop of jitted steps (False); None = True except on CPU. Both give the same
       result for a given choice whatever the chunking; they may differ in the last bits
       from each other (different XLA programs).
+    mesh: a mesh with a ``"data"`` axis (:func:`assljax.parallel.data_mesh`) to train data
+      parallel: the labeled and unlabeled batches are sharded over ``"data"`` (their sizes
+      ``batch_size`` and ``mu * batch_size`` must be multiples of its size), the state and
+      data replicated, and evaluations during ``train`` run under the mesh. None: one
+      device (the default device), as before.
 
   Returns:
     A :class:`Trainer`.
@@ -353,6 +379,16 @@ def make_trainer(model: Model, algorithm: Algorithm, *, batch_size: int = 64,
       optimizer = optim.sgd(lr, total_steps=total_steps, momentum=momentum,
                             nesterov=nesterov, weight_decay=weight_decay)
   unlabeled_batch_size = mu * batch_size
+  if mesh is not None:
+    if not isinstance(mesh, jax.sharding.Mesh) or parallel.DATA_AXIS not in mesh.axis_names:
+      raise ValueError(f"mesh must be a jax.sharding.Mesh with a {parallel.DATA_AXIS!r} axis, "
+                       f"got {mesh!r}.")
+    size = parallel.mesh_data_size(mesh)
+    if batch_size % size or unlabeled_batch_size % size:
+      raise ValueError(f"batch sizes {batch_size} (labeled) and {unlabeled_batch_size} "
+                       f"(unlabeled) must be multiples of the {size} devices of the data axis.")
+    batch_sharding = parallel.row_sharding(mesh)
+    state_sharding = parallel.replicated(mesh)
 
   compute_model = model if compute_dtype is None else model.with_compute_dtype(compute_dtype)
 
@@ -364,6 +400,9 @@ def make_trainer(model: Model, algorithm: Algorithm, *, batch_size: int = 64,
     key = jax.random.fold_in(state.key, state.step)
     k_batch, k_loss = jax.random.split(key)
     batch = sample_batch(k_batch, data, batch_size, unlabeled_batch_size)
+    if mesh is not None:  # data parallel: every device takes its share of the rows
+      batch = jax.tree_util.tree_map(
+          lambda a: jax.lax.with_sharding_constraint(a, batch_sharding), batch)
     ctx = LossContext(state.ema_params, state.ema_batch_stats, state.algo_state,
                       data.num_unlabeled)
 
@@ -395,12 +434,20 @@ def make_trainer(model: Model, algorithm: Algorithm, *, batch_size: int = 64,
 
   if device_loop is None:
     device_loop = jax.default_backend() != "cpu"
+  if mesh is None:
+    step_fn = jax.jit(accumulate, donate_argnums=(0, 2))
+    loop_fn = jax.jit(device_loop_fn, donate_argnums=(0, 3))
+  else:  # replicated state and data in and out; the batch is sharded inside the step
+    rep = state_sharding
+    step_fn = jax.jit(accumulate, in_shardings=(rep, rep, rep), out_shardings=(rep, rep),
+                      donate_argnums=(0, 2))
+    loop_fn = jax.jit(device_loop_fn, in_shardings=(rep, rep, rep, rep),
+                      out_shardings=(rep, rep), donate_argnums=(0, 3))
   return Trainer(model=model, algorithm=algorithm, batch_size=int(batch_size),
                  unlabeled_batch_size=unlabeled_batch_size, optimizer=optimizer,
                  ema_decay=float(ema_decay), compute_dtype=compute_dtype,
                  device_loop=bool(device_loop), train_step=train_step,
-                 step_fn=jax.jit(accumulate, donate_argnums=(0, 2)),
-                 loop_fn=jax.jit(device_loop_fn, donate_argnums=(0, 3)))
+                 step_fn=step_fn, loop_fn=loop_fn, mesh=mesh)
 
 
 @functools.lru_cache(maxsize=32)
