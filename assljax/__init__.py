@@ -9,6 +9,7 @@ TensorFlow, neural-tangents or matplotlib until a function needs them):
     assljax.ssl          FixMatch + DARP, MixMatch, Mean Teacher, supervised training
     assljax.data         datasets and the labeled pool
     assljax.loop         the active-learning loop, checkpoints and oracles
+    assljax.parallel     the data mesh: sharded training and pool scoring
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("acquisition", "data", "kernels", "loop", "models", "ssl")
+_SUBPACKAGES = ("acquisition", "data", "kernels", "loop", "models", "parallel", "ssl")
 
 
 def __getattr__(name: str):

@@ -23,3 +23,4 @@ def test_subpackages_are_lazy_attributes():
   import assljax
   assert assljax.models.build is not None
   assert "models" in dir(assljax)
+  assert assljax.parallel.data_mesh is not None
