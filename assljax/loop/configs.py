@@ -22,6 +22,29 @@ import ml_collections
 FREE_FORM_SECTIONS = ("options", "hparams")
 
 
+# Names of sibling modules (e.g. `defaults`) that config files imported from their folder.
+_SIBLINGS: set[str] = set()
+
+
+def _module_folder(module: Any) -> str | None:
+  path = getattr(module, "__file__", None)
+  return os.path.dirname(os.path.abspath(path)) if path else None
+
+
+def _remember_siblings(folder: str) -> None:
+  _SIBLINGS.update(name for name, module in list(sys.modules.items())
+                   if _module_folder(module) == folder)
+
+
+def _forget_siblings_of_other_folders(folder: str) -> None:
+  # Two config folders may each have a `defaults.py`; Python's module cache would hand
+  # the second config the first folder's module.
+  for name in list(_SIBLINGS):
+    module = sys.modules.get(name)
+    if module is not None and _module_folder(module) != folder:
+      del sys.modules[name]
+
+
 def load_config(spec: str) -> ml_collections.ConfigDict:
   """Loads ``path/to/config.py`` or ``path/to/config.py:ARG`` by calling ``get_config``.
 
@@ -39,6 +62,7 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
   # Like `python FILE.py`: the config's folder is importable, so configs can share a
   # sibling module of defaults.
   folder = os.path.dirname(os.path.abspath(path))
+  _forget_siblings_of_other_folders(folder)
   sys.path.insert(0, folder)
   try:
     module_spec.loader.exec_module(module)
@@ -46,6 +70,7 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
     raise ValueError(f"config file {path} failed to load: {type(e).__name__}: {e}") from None
   finally:
     sys.path.remove(folder)
+    _remember_siblings(folder)
   if not hasattr(module, "get_config"):
     raise ValueError(f"config file {path} defines no get_config(arg)")
   try:

@@ -133,6 +133,11 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     value = config.ssl[key]
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
       raise ValueError(f"config.ssl.{key} must be a positive integer, got {value!r}")
+  num_devices = config.get("num_devices")
+  if num_devices is not None and (isinstance(num_devices, bool) or not isinstance(num_devices, int)
+                                  or num_devices < 1):
+    raise ValueError(f"config.num_devices must be None or a positive integer, "
+                     f"got {num_devices!r}")
   if isinstance(config.checkpoint_every, bool) or config.checkpoint_every < 1:
     raise ValueError(f"config.checkpoint_every must be a positive integer, "
                      f"got {config.checkpoint_every!r}")
@@ -167,13 +172,15 @@ def prepare(config: ml_collections.ConfigDict, *, log: Callable[[str], None] = p
   model = models.build(config.model.name, num_classes=dataset.num_classes,
                        input_shape=dataset.input_shape, input_mean=dataset.mean,
                        input_std=dataset.std, **_plain(config.model.get("options", {})))
+  mesh = _mesh(config.get("num_devices"))
   weak, strong = _augmentations(config.ssl.augment)
   algorithm = build_algorithm(config.ssl.algorithm, _plain(config.ssl.options), weak, strong)
   trainer = ssl.make_trainer(
       model, algorithm, batch_size=config.ssl.batch_size, total_steps=config.ssl.total_steps,
       mu=config.ssl.get("mu"), lr=config.ssl.get("lr"),
       weight_decay=config.ssl.get("weight_decay"), ema_decay=config.ssl.ema_decay,
-      compute_dtype=_dtype(config.ssl.compute_dtype), optimizer=_optimizer(config.ssl))
+      compute_dtype=_dtype(config.ssl.compute_dtype), optimizer=_optimizer(config.ssl),
+      mesh=mesh)
   plans = {label: make_plan(config, label, model, dataset) for label in config.strategies}
   return Prepared(config, dataset, model, trainer, plans)
 
@@ -189,6 +196,19 @@ def make_plan(config: ml_collections.ConfigDict, label: str, model: Any, dataset
   factory = _kernel_factory(options.get("kernel", None), model, dataset,
                             _plain(config.model.get("options", {})))
   return RunPlan(strategy, schedule, factory)
+
+
+def _mesh(num_devices: int | None):
+  """The data mesh over the first ``num_devices`` devices, or None for one device."""
+  if num_devices is None:
+    return None
+  import jax
+  from assljax import parallel
+  available = len(jax.devices())
+  if num_devices > available:
+    raise ValueError(f"config.num_devices is {num_devices} but only {available} "
+                     f"{jax.default_backend()} devices are visible")
+  return parallel.data_mesh(num_devices)
 
 
 def _optimizer(ssl_config: ml_collections.ConfigDict):
@@ -274,7 +294,13 @@ def run_experiment(prepared: Prepared, workdir: str, *, log: Callable[[str], Non
   Stops early when a run waits for human labels. Returns the status of the last run
   touched, with the records of all runs.
   """
+  from assljax import parallel
   config, dataset, model, trainer, plans = prepared
+  with parallel.use_mesh(trainer.mesh):  # acquisitions split pool scoring over the mesh
+    return _run_all(config, dataset, model, trainer, plans, workdir, log)
+
+
+def _run_all(config, dataset, model, trainer, plans, workdir, log) -> RunStatus:
   status = RunStatus("done", [], [])
   for label, seed in runs(config):
     plan = plans[label]

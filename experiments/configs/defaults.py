@@ -33,4 +33,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.checkpoint_every = 1000
   config.eval_batch_size = 1024
   config.progress = True
+  # Devices of the data mesh that training and pool scoring are split over; None: one
+  # device, no mesh. Batch sizes must divide by it.
+  config.num_devices = None
   return config

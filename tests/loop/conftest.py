@@ -30,6 +30,7 @@ TINY_CONFIG = textwrap.dedent('''
       c.checkpoint_every = 4
       c.eval_batch_size = 64
       c.progress = False
+      c.num_devices = None
       return c
 ''')
 

@@ -92,3 +92,15 @@ def test_options_sections_accept_new_keys(config_file, tmp_path):
   assert config.dataset.options.to_dict() == {"root": "/data/cifar10", "image_size": (32, 32)}
   with pytest.raises(ValueError, match="unknown config key 'dataset.nope'"):
     configs.apply_overrides(config, ["dataset.nope=1"])
+
+
+def test_sibling_modules_of_two_config_folders_do_not_mix(tmp_path):
+  for name, value in (("a", 1), ("b", 2)):
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "defaults.py").write_text(f"value = {value}\n")
+    (folder / "exp.py").write_text(CONFIG)
+  first = configs.load_config(str(tmp_path / "a" / "exp.py"))
+  second = configs.load_config(str(tmp_path / "b" / "exp.py"))
+  again = configs.load_config(str(tmp_path / "a" / "exp.py"))
+  assert (first.steps, second.steps, again.steps) == (1, 2, 1)
