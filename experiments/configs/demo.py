@@ -22,13 +22,13 @@ def get_config(arg: str | None = None):
   config.ssl.algorithm = "fixmatch"
   config.ssl.batch_size = 32
   config.ssl.mu = 4
-  config.ssl.total_steps = 600
-  config.ssl.steps_per_round = 600
+  config.ssl.total_steps = 400
+  config.ssl.steps_per_round = 400
   # The reference 0.999 averages over ~1000 steps: longer than a whole round here.
   config.ssl.ema_decay = 0.99
   config.ssl.augment = dict(flip=False, pad=1, num_ops=2, cutout_fraction=0.25)
   config.al = dict(initial_per_class=1, query_size=10, budget=60, mode="sequential")
   config.strategies = ["random", "npc", "entropy"]
   config.seeds = [0, 1]
-  config.checkpoint_every = 200
+  config.checkpoint_every = 400
   return config
