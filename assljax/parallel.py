@@ -16,8 +16,18 @@ Design:
   gathers plus one all-reduce, so no device holds the whole pool).
 * **Per-device loops.** Code whose loops have data-dependent trip counts (the spectral
   solvers' Newton/bisection iterations) runs through :func:`per_device`, a
-  ``jax.shard_map`` in which each device iterates on its own rows: under GSPMD alone such
-  loops over sharded rows can stall on CPU (observed with jax 0.10.2).
+  ``jax.shard_map`` in which each device iterates on its own rows, with no collective
+  inside the loop.
+* **Simulated CPU devices and LAPACK.** jaxlib 0.10's CPU LAPACK kernels (``eigh``,
+  ``eigvalsh``, ``cholesky``, ``solve``) split a *batch* of matrices over XLA's intra-op
+  thread pool and block until every part is done. Several CPU devices run their programs
+  on threads of that one pool, so once as many devices as the pool has threads (the
+  number of cores) are inside such a kernel together, each waits for parts queued behind
+  the others and the process hangs with every thread idle (seen on 2 cores with 2 and 8
+  devices: NPC stalled from about 64 candidates per device; one device can hang the same
+  way with two independent batched calls). Code that traces batched LAPACK calls asks
+  :func:`one_matrix_per_lapack_call` and on CPU maps the calls over the batch, which
+  never splits. GPUs (cuSOLVER) and TPUs keep their batched calls.
 * **Auto axes.** :func:`data_mesh` builds a 1-D mesh with ``AxisType.Auto`` (GSPMD
   propagation). A mesh without a ``"data"`` axis, or with a ``"data"`` axis of size 1,
   leaves every computation unsharded.
@@ -154,6 +164,21 @@ def _auto_data_axis() -> tuple[str, int] | None:
   if axis_type != jax.sharding.AxisType.Auto:
     return None
   return DATA_AXIS, size
+
+
+def one_matrix_per_lapack_call() -> bool:
+  """Whether batched LAPACK calls being traced should take one matrix per call.
+
+  True on the CPU platform (that of the current mesh's devices, else the default
+  backend), where jaxlib 0.10's batch-splitting LAPACK kernels can deadlock XLA's
+  intra-op thread pool (module doc): with several simulated devices, and on one device
+  when two independent batched calls run at once. One matrix per call never splits and
+  measured no slower on CPU. False on GPU and TPU, whose batched solvers are the fast
+  path.
+  """
+  device = getattr(jax.sharding.get_abstract_mesh(), "abstract_device", None)
+  platform = getattr(device, "platform", None) or jax.default_backend()
+  return platform == "cpu"
 
 
 def data_parallelism() -> int:

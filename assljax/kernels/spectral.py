@@ -65,7 +65,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -167,7 +167,22 @@ def _sym(M: jax.Array) -> jax.Array:
 
 
 _MAX_MODEL_RUN = 16
+_NEAR_POLES = 2      # poles kept out of the Schur complement by _deflated_count
+_COUNT_NOISE = 2.0   # multiple of eps in the rounding bound of S(x)'s eigenvalues
+_RECOUNT_BATCH = 8   # unsure counts redone per pass (_recount_unsure)
 _RQI_STEPS = 1
+
+
+def _per_matrix(fn: Callable, *batches: jax.Array) -> Any:
+  """``fn(*batches)`` for a LAPACK-backed ``fn`` on ``(c, ...)`` batches of matrices.
+
+  jaxlib's batch-splitting CPU LAPACK kernels can deadlock XLA's thread pool
+  (:func:`assljax.parallel.one_matrix_per_lapack_call`), so on CPU the batch is mapped
+  one matrix per call; on GPU/TPU it is one batched call.
+  """
+  if batches[0].shape[0] <= 1 or not parallel.one_matrix_per_lapack_call():
+    return fn(*batches)
+  return jax.lax.map(lambda one: fn(*one), batches)
 
 
 def _max_iter(dtype: Any) -> int:
@@ -193,11 +208,98 @@ def _schur(lam, Z, D, x, *, sigma: float):
   return _sym(S), raw, diff, w, below
 
 
-def _count(lam, Z, D, x, *, sigma: float, offset: int):
-  """``(c,)`` number of eigenvalues below ``x`` (Haynsworth inertia; see :func:`_evaluate`)."""
-  S, _, _, _, below = _schur(lam, Z, D, x, sigma=sigma)
-  mu = jnp.linalg.eigvalsh(S)
-  return below + jnp.sum((mu < 0).astype(jnp.int32), axis=1) + offset
+def _deflated_count(lam, Z, D, x, raw, w, *, sigma: float, offset: int):
+  """``(c,)`` number of eigenvalues of ``M`` below ``x``, robust next to a pole.
+
+  Next to a pole ``Λ_p`` the entries of ``S(x)`` grow like ``1 / |Λ_p - x|`` and their
+  rounding can flip the sign of the eigenvalue that decides the count (seen in float32
+  for an interior eigenvalue 3e-4 below a pole: the solver then converged onto the
+  pole). Here the ``_NEAR_POLES`` poles nearest to ``x`` stay unreduced::
+
+      T(x) = [[diag(Λ_N - x), Z_N], [Z_Nᵀ, D - σ x I - Z_Fᵀ diag(1 / (Λ_F - x)) Z_F]]
+
+  and ``#{eig M < x} = #{Λ_F < x} + #{eig T(x) < 0}`` (Haynsworth on the far poles
+  only), with ``T``'s entries bounded by the distance to the next pole instead.
+  ``raw = Λ - x`` ``(c, l)`` and ``w`` are :func:`_schur`'s.
+  """
+  dtype = Z.dtype
+  l, g = Z.shape[1], Z.shape[2]
+  r = min(_NEAR_POLES, l)
+  eye = jnp.eye(g, dtype=dtype)
+  if r == 0:
+    T, below_far = D - sigma * x[:, None, None] * eye[None], jnp.zeros(x.shape, jnp.int32)
+  else:
+    near = jax.lax.top_k(-jnp.abs(raw), r)[1]                        # (c, r)
+    is_near = jnp.any(jnp.arange(l)[None, None, :] == near[:, :, None], axis=1)  # (c, l)
+    S_far = D - sigma * x[:, None, None] * eye[None] - jnp.matmul(
+        jnp.swapaxes(Z, 1, 2), Z * jnp.where(is_near, 0.0, w)[:, :, None])
+    Z_near = jnp.take_along_axis(Z, near[:, :, None], axis=1)        # (c, r, g)
+    raw_near = jnp.take_along_axis(raw, near, axis=1)                # (c, r)
+    top = jnp.concatenate([raw_near[:, :, None] * jnp.eye(r, dtype=dtype)[None], Z_near],
+                          axis=2)
+    bottom = jnp.concatenate([jnp.swapaxes(Z_near, 1, 2), S_far], axis=2)
+    T = jnp.concatenate([top, bottom], axis=1)                       # (c, r + g, r + g)
+    below_far = jnp.sum(((raw < 0) & ~is_near).astype(jnp.int32), axis=1)
+  # a diagonal congruence keeps the inertia (Sylvester) and evens out T's scales (next to
+  # a cluster of poles its diagonal mixes |Λ_N - x| ~ 0 with 1 / |Λ_F - x| >> 1)
+  T = _sym(T)
+  diag = jnp.abs(jnp.diagonal(T, axis1=1, axis2=2))
+  floor = jnp.finfo(dtype).eps ** 2 * jnp.max(diag, axis=1, keepdims=True)
+  d = jax.lax.rsqrt(jnp.maximum(diag, jnp.maximum(floor, jnp.finfo(dtype).tiny)))
+  mu = _per_matrix(jnp.linalg.eigvalsh, T * d[:, :, None] * d[:, None, :])
+  return below_far + jnp.sum((mu < 0).astype(jnp.int32), axis=1) + offset
+
+
+def _recount_unsure(lam, Z, D, x, raw, w, count, unsure, *, sigma: float, offset: int):
+  """``count`` with the ``unsure`` candidates recounted by :func:`_deflated_count`.
+
+  They are few (about 1% of the candidates per step), so they are gathered
+  ``_RECOUNT_BATCH`` at a time rather than recounting the whole chunk.
+  """
+  batch = min(_RECOUNT_BATCH, x.shape[0])
+
+  def body(state):
+    count, todo = state
+    pick = jax.lax.top_k(todo.astype(jnp.int32), batch)[1]           # todo ones first
+    take = lambda a: jnp.take(a, pick, axis=0)
+    fixed = _deflated_count(lam, take(Z), take(D), take(x), take(raw), take(w),
+                            sigma=sigma, offset=offset)
+    count = count.at[pick].set(jnp.where(take(todo), fixed, take(count)))
+    return count, todo.at[pick].set(False)
+
+  return jax.lax.while_loop(lambda state: jnp.any(state[1]), body, (count, unsure))[0]
+
+
+def _checked_count(lam, Z, D, x, atol, *, sigma: float, offset: int):
+  """``(c,)`` number of eigenvalues below ``x``, and ``S(x)``'s pieces ``(S, raw, diff,
+  w, below, mu, V)`` (``mu, V``: ascending eigenpairs of ``S``).
+
+  The count is Haynsworth's ``#{Λ < x} + #{eig S(x) < 0}``. ``S``'s computed
+  eigenvalues are within about ``err = eps (||D|| + Σ_i ||z_i||² / |Λ_i - x|)`` of the
+  exact ones, so an eigenvalue ``μ_m`` closer to 0 than that may have the wrong sign,
+  and the count with it. That matters only when the eigenvalue of ``M`` it stands for,
+  about ``μ_m / slope_m`` away (``slope_m = -dμ_m/dx = σ + Σ_i (z_iᵀ v_m)² / (Λ_i -
+  x)²``), may lie farther than ``atol`` from ``x``, i.e. next to a pole. Those counts
+  are redone on the pole-deflated matrix (:func:`_recount_unsure`).
+  """
+  dtype = Z.dtype
+  S, raw, diff, w, below = _schur(lam, Z, D, x, sigma=sigma)
+  mu, V = _per_matrix(jnp.linalg.eigh, S)                              # ascending
+  count = below + jnp.sum((mu < 0).astype(jnp.int32), axis=1) + offset
+  eps = jnp.finfo(dtype).eps
+  err = _COUNT_NOISE * eps * (jnp.sqrt(jnp.sum(D * D, axis=(1, 2))) + jnp.abs(sigma * x)
+                              + jnp.sum(jnp.sum(Z * Z, axis=2) * jnp.abs(w), axis=1))
+  zv = jnp.matmul(Z, V)                                                 # (c, l, g)
+  slope = sigma + jnp.sum(zv * zv * (w * w)[:, :, None], axis=1)       # (c, g)
+  unsure = jnp.any((jnp.abs(mu) <= err[:, None]) & (err[:, None] > atol[:, None] * slope),
+                   axis=1)
+  count = _recount_unsure(lam, Z, D, x, raw, w, count, unsure, sigma=sigma, offset=offset)
+  return count, (S, raw, diff, w, below, mu, V)
+
+
+def _count(lam, Z, D, x, atol, *, sigma: float, offset: int):
+  """``(c,)`` number of eigenvalues below ``x`` (see :func:`_checked_count`)."""
+  return _checked_count(lam, Z, D, x, atol, sigma=sigma, offset=offset)[0]
 
 
 def _model_step(Z, raw, diff, w, x, f, v, *, sigma: float):
@@ -232,7 +334,7 @@ def _model_step(Z, raw, diff, w, x, f, v, *, sigma: float):
   return x + t
 
 
-def _evaluate(lam, Z, D, x, k, *, sigma: float, offset: int):
+def _evaluate(lam, Z, D, x, k, atol, *, sigma: float, offset: int):
   """Whether ``count(x) >= k`` and the next iterate a rational model proposes.
 
   Args:
@@ -241,20 +343,20 @@ def _evaluate(lam, Z, D, x, k, *, sigma: float, offset: int):
     D: ``(c, g, g)`` per-candidate block (``-I`` in feature mode).
     x: ``(c,)`` evaluation points.
     k: ``(c,)`` target count.
+    atol: ``(c,)`` the root finder's tolerance (see :func:`_checked_count`).
     sigma: 1 (bordered: ``S = D - x I - ...``) or 0 (features: ``S = D - ...``).
     offset: added to the count (``-g`` in feature mode).
 
   Returns:
     ``above (c,)`` = ``count(x) >= k`` with ``count`` the number of eigenvalues below
-    ``x`` (Haynsworth), and ``proposal (c,)``: :func:`_model_step` for the Schur
+    ``x`` (:func:`_checked_count`), and ``proposal (c,)``: :func:`_model_step` for the Schur
     eigenpair ``(μ_j, v_j)`` that decides the count, ``j = k - offset - #{Λ < x}``
     (NaN where no ``j`` decides it).
   """
   dtype = Z.dtype
   g = Z.shape[2]
-  S, raw, diff, w, below = _schur(lam, Z, D, x, sigma=sigma)
-  mu, V = jnp.linalg.eigh(S)                                           # ascending
-  count = below + jnp.sum((mu < 0).astype(jnp.int32), axis=1) + offset
+  count, (S, raw, diff, w, below, mu, V) = _checked_count(lam, Z, D, x, atol, sigma=sigma,
+                                                         offset=offset)
   j = k - offset - below                                               # 1-based
   valid = (j >= 1) & (j <= g)
   pick = (jnp.arange(1, g + 1)[None, :] == j[:, None]).astype(dtype)   # one-hot (c, g)
@@ -279,13 +381,14 @@ def _evaluate_smallest(lam, Z, D, x, v, *, sigma: float):
   dtype = Z.dtype
   g = Z.shape[2]
   S, raw, diff, w, below = _schur(lam, Z, D, x, sigma=sigma)
-  chol = jnp.linalg.cholesky(S)
+  chol = _per_matrix(jnp.linalg.cholesky, S)
   definite = jnp.all(jnp.isfinite(chol), axis=(1, 2))
   above = (below >= 1) | ~definite
   eye = jnp.eye(g, dtype=dtype)
   for _ in range(_RQI_STEPS):
     rho = jnp.einsum("cg,cgh,ch->c", v, S, v)
-    y = jnp.linalg.solve(S - rho[:, None, None] * eye[None], v[:, :, None])[:, :, 0]
+    y = _per_matrix(jnp.linalg.solve, S - rho[:, None, None] * eye[None],
+                    v[:, :, None])[:, :, 0]
     norm = jnp.sqrt(jnp.sum(y * y, axis=1, keepdims=True))
     ok = jnp.all(jnp.isfinite(y), axis=1, keepdims=True) & (norm > 0)
     v = jnp.where(ok, y / jnp.where(ok, norm, 1.0), v)
@@ -295,7 +398,7 @@ def _evaluate_smallest(lam, Z, D, x, v, *, sigma: float):
   lost = (below == 0) & above & (f >= 0)
 
   def exact(v, f):
-    mu, V = jnp.linalg.eigh(S)
+    mu, V = _per_matrix(jnp.linalg.eigh, S)
     return (jnp.where(lost[:, None], V[:, :, 0], v), jnp.where(lost, mu[:, 0], f))
 
   v, f = jax.lax.cond(jnp.any(lost), exact, lambda v, f: (v, f), v, f)
@@ -328,11 +431,12 @@ def _kth_eigenvalue(lam, Z, D, k, lo, hi, atol, x0=None, *, sigma: float, offset
 
   if smallest:
     S0 = _schur(lam, Z, D, x0, sigma=sigma)[0]
-    v0 = jnp.linalg.eigh(S0)[1][:, :, 0]
+    v0 = _per_matrix(jnp.linalg.eigh, S0)[1][:, :, 0]
     evaluate = lambda x, v: _evaluate_smallest(lam, Z, D, x, v, sigma=sigma)
   else:
     v0 = jnp.zeros((c, g), dtype)
-    evaluate = lambda x, v: (*_evaluate(lam, Z, D, x, k, sigma=sigma, offset=offset), v)
+    evaluate = lambda x, v: (*_evaluate(lam, Z, D, x, k, atol, sigma=sigma, offset=offset),
+                            v)
 
   def cond(state):
     it, _, _, _, _, _, done = state
@@ -368,7 +472,7 @@ def _kth_eigenvalue(lam, Z, D, k, lo, hi, atol, x0=None, *, sigma: float, offset
 def _dense_chunk(M: jax.Array, *, positive_only: bool, rtol: jax.Array) -> jax.Array:
   """``M (c, n, n)`` -> smallest (positive) eigenvalue ``(c,)`` via ``eigvalsh``."""
   M = _sym(M)
-  ev = jnp.linalg.eigvalsh(M)
+  ev = _per_matrix(jnp.linalg.eigvalsh, M)
   if not positive_only:
     return ev[:, 0]
   fro = jnp.sqrt(jnp.sum(M * M, axis=(1, 2)))
@@ -416,7 +520,7 @@ def _bordered_chunk(lam, Z, D, fro2_fixed, *, positive_only: bool, rtol: jax.Arr
     x0 = jnp.clip(-1e-4 * lhat, lo, hi)
     return solve(lam, Z, D, k, lo, hi, atol, x0)
   tol = rtol * fro
-  k = count(lam, Z, D, tol) + 1
+  k = count(lam, Z, D, tol, atol) + 1
   # Weyl upper bound on λ_max(M); interlacing λ_{k-g}(A) <= λ_k(M) <= λ_k(A).
   upper = jnp.maximum(lam[-1], gersh_hi) + zf + atol
   hi = jnp.where(k <= l, jnp.minimum(upper, lam[jnp.clip(k - 1, 0, l - 1)]), upper)
@@ -460,7 +564,7 @@ def _features_chunk(lam, Y, fro2_fixed, n, *, positive_only: bool, rtol: jax.Arr
     tol = jnp.full((c,), -jnp.inf, dtype)
   else:
     tol = rtol * fro
-    k = count(lam, Y, D, tol) + 1
+    k = count(lam, Y, D, tol, atol) + 1
   # interlacing for a PSD rank-g update: Λ_k <= λ_k(A + UUᵀ) <= Λ_{k+g}
   kk = jnp.clip(k - 1, 0, d - 1)
   lo = jnp.maximum(tol, lam[kk])
@@ -536,8 +640,9 @@ def _driver(labeled, pool, kgg, index, scale, *, source: str, method: str,
       ok = _rows_finite(B, D)
       top = jnp.concatenate([jnp.broadcast_to(A_dense[None], (c, l, l)), B], axis=2)
       bottom = jnp.concatenate([jnp.swapaxes(B, 1, 2), D], axis=2)
-      out = _dense_chunk(jnp.concatenate([top, bottom], axis=1),
-                         positive_only=positive_only, rtol=rtol)
+      out = parallel.per_device(
+          lambda M, rtol: _dense_chunk(M, positive_only=positive_only, rtol=rtol),
+          jnp.concatenate([top, bottom], axis=1), rtol, rows=(True, False))
       out = jnp.where(ok, out, jnp.nan)
       return (out, jnp.zeros((c,), jnp.int32)) if with_iters else out
 
@@ -682,7 +787,9 @@ def _min_eig_jit(K, scale, *, positive_only, rtol, chunk_size):
   batch, n = K.shape[:-2], K.shape[-1]
   flat = K.reshape((-1, n, n))
   b = flat.shape[0]
-  fn = lambda M: _dense_chunk(M / scale, positive_only=positive_only, rtol=rtol)
+  fn = lambda M: parallel.per_device(
+      lambda M, scale, rtol: _dense_chunk(M / scale, positive_only=positive_only, rtol=rtol),
+      M, scale, rtol, rows=(True, False, False))
   if chunk_size is None or chunk_size >= b:
     out = fn(flat) * scale
   else:  # stream matrix ids; matrices are gathered per chunk, the input is never copied
