@@ -247,6 +247,20 @@ def per_device(fn, *args: jax.Array, rows: Sequence[bool]) -> PyTree:
   return jax.shard_map(fn, in_specs=specs, out_specs=P(DATA_AXIS), check_vma=False)(*args)
 
 
+def to_host(x: Any) -> np.ndarray:
+  """``x`` as a numpy array in this process, with the rows other processes hold.
+
+  On a mesh over several processes a row-sharded result is not fully addressable from
+  any one of them (``np.asarray`` raises), so it is all-gathered first. Every process
+  must call this for such an array (it is a collective); otherwise it is ``np.asarray``.
+  """
+  if isinstance(x, jax.Array) and not x.is_fully_addressable:
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+  return np.asarray(x)
+
+
 def _resolve_mesh(mesh: jax.sharding.Mesh | None) -> jax.sharding.Mesh:
   if mesh is None:
     mesh = jax.sharding.get_mesh()

@@ -60,6 +60,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from assljax import parallel
 from assljax._chunking import chunked_map
 from assljax.acquisition.base import (Context, StatelessStrategy, check_finite, check_request,
                                       register)
@@ -172,7 +173,7 @@ class _GramSource:
       K_LL, K_LU = self._labeled_blocks(labeled, rows_u)
       K_GG = self._group_blocks(groups)
       out = batch_min_eigenvalues(K_LL, K_LU, K_GG, index=index, **opts)
-    out = np.asarray(out)
+    out = parallel.to_host(out)   # every process gets all scores (multi-host meshes)
     check_finite(out, "spectral scores")
     return out
 

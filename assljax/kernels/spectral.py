@@ -17,6 +17,9 @@ O(l^3) work once and then O(l g^2) per iteration per candidate (DESIGN §4):
   ``S`` that decides the count, with the nearest pole ``Λ_p`` modelled exactly (as in
   LAPACK's secular-equation solver), else bisection: typically 4-6 steps of
   O(l g^2 + g^3). A singular ``K_LL`` is fine: the count is exact whatever ``Λ`` is.
+  Next to a pole ``S(x)`` is too ill-conditioned to count with in float32 (an interior
+  eigenvalue just below a pole was once returned as the pole), so a count whose sign
+  may be rounding is redone with the nearest poles kept unreduced (``_deflated_count``).
 * :func:`feature_min_eigenvalues` handles Grams ``M = Φ Φᵀ`` given by features
   ``Φ = [Φ_L; Φ_G]`` of dimension ``d``: the non-zero spectrum of ``Φ Φᵀ`` is that of
   the ``d x d`` matrix ``Φ_Lᵀ Φ_L + Φ_Gᵀ Φ_G``, a rank-g update of a fixed matrix, whose

@@ -1,0 +1,71 @@
+"""Two processes, two simulated CPU devices each: one 4-device mesh over both.
+
+``parallel.initialize_distributed`` joins the job from the environment variables a
+multi-host launch sets (``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``,
+``JAX_PROCESS_ID``); cross-process collectives on CPU go through gloo. Both processes must
+select exactly what one device selects and train to the same losses, which exercises what
+a multi-host GPU/TPU job does (global arrays, results sharded over devices other processes
+own, gathered with ``parallel.to_host``) without a cluster.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+CHILD = os.path.join(os.path.dirname(__file__), "multi_process_child.py")
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def results():
+  port = _free_port()
+  procs = []
+  for pid in range(2):
+    env = dict(os.environ, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2",
+               JAX_PROCESS_ID=str(pid), JAX_PLATFORMS="cpu",
+               XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    procs.append(subprocess.Popen([sys.executable, CHILD], env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True))
+  outs = []
+  try:
+    for p in procs:
+      stdout, stderr = p.communicate(timeout=420)
+      assert p.returncode == 0, stderr[-3000:]
+      outs.append(json.loads(stdout.strip().splitlines()[-1]))
+  except subprocess.TimeoutExpired:
+    pytest.fail("the two-process job did not finish in 420 s")
+  finally:
+    for p in procs:
+      p.kill()
+  return outs
+
+
+def test_one_mesh_spans_both_processes(results):
+  assert [r["process"] for r in results] == [0, 1]
+  for r in results:
+    assert (r["devices"], r["local_devices"], r["mesh_devices"]) == (4, 2, 4)
+
+
+@pytest.mark.parametrize("name", ["entropy", "coreset", "badge", "dynamicAL", "npc", "crc"])
+def test_both_processes_select_what_one_device_selects(results, name):
+  first, second = results
+  assert len(set(first[name]["mesh"])) == 6
+  assert first[name]["mesh"] == first[name]["alone"]
+  assert second[name] == first[name]
+
+
+def test_training_over_two_processes_matches_one_device(results):
+  for r in results:
+    np.testing.assert_allclose(r["train_mesh"]["loss"], r["train_alone"]["loss"], rtol=1e-5)
+    assert r["train_mesh"]["accuracy"] == r["train_alone"]["accuracy"]
+  assert results[0]["train_mesh"] == results[1]["train_mesh"]
