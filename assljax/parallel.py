@@ -34,7 +34,10 @@ Design:
 * **Several hosts.** :func:`initialize_distributed` calls ``jax.distributed.initialize()``
   when the environment names a multi-process job (the variables JAX itself reads, see
   there) and does nothing in a single process; :func:`data_mesh` then spans the devices
-  of every process.
+  of every process. Results sharded over devices of other processes reach the host
+  through :func:`to_host` (an all-gather). tests/parallel/test_multi_process.py runs
+  two processes of two CPU devices each (gloo collectives) and checks that they select
+  and train exactly like one device.
 """
 
 from __future__ import annotations
