@@ -282,8 +282,9 @@ def _checked_count(lam, Z, D, x, atol, *, sigma: float, offset: int):
   exact ones, so an eigenvalue ``μ_m`` closer to 0 than that may have the wrong sign,
   and the count with it. That matters only when the eigenvalue of ``M`` it stands for,
   about ``μ_m / slope_m`` away (``slope_m = -dμ_m/dx = σ + Σ_i (z_iᵀ v_m)² / (Λ_i -
-  x)²``), may lie farther than ``atol`` from ``x``, i.e. next to a pole. Those counts
-  are redone on the pole-deflated matrix (:func:`_recount_unsure`).
+  x)²``), may lie farther than ``atol`` from ``x``, i.e. next to a pole. The slope is
+  taken for the eigenvalue nearest 0 (two within ``err`` of 0 count as unsure). Unsure
+  counts are redone on the pole-deflated matrix (:func:`_recount_unsure`).
   """
   dtype = Z.dtype
   S, raw, diff, w, below = _schur(lam, Z, D, x, sigma=sigma)
@@ -292,10 +293,14 @@ def _checked_count(lam, Z, D, x, atol, *, sigma: float, offset: int):
   eps = jnp.finfo(dtype).eps
   err = _COUNT_NOISE * eps * (jnp.sqrt(jnp.sum(D * D, axis=(1, 2))) + jnp.abs(sigma * x)
                               + jnp.sum(jnp.sum(Z * Z, axis=2) * jnp.abs(w), axis=1))
-  zv = jnp.matmul(Z, V)                                                 # (c, l, g)
-  slope = sigma + jnp.sum(zv * zv * (w * w)[:, :, None], axis=1)       # (c, g)
-  unsure = jnp.any((jnp.abs(mu) <= err[:, None]) & (err[:, None] > atol[:, None] * slope),
-                   axis=1)
+  small = jnp.abs(mu) <= err[:, None]                                   # (c, g)
+  # the slope of the eigenvalue nearest 0 only (O(l g), not O(l g²)); two small ones: unsure
+  nearest = jnp.argmin(jnp.abs(mu), axis=1)
+  v = jnp.take_along_axis(V, nearest[:, None, None], axis=2)[:, :, 0]   # (c, g)
+  zv = jnp.matmul(Z, v[:, :, None])[:, :, 0]                            # (c, l)
+  slope = sigma + jnp.sum(zv * zv * w * w, axis=1)                      # (c,)
+  n_small = jnp.sum(small.astype(jnp.int32), axis=1)
+  unsure = (n_small >= 2) | ((n_small == 1) & (err > atol * slope))
   count = _recount_unsure(lam, Z, D, x, raw, w, count, unsure, sigma=sigma, offset=offset)
   return count, (S, raw, diff, w, below, mu, V)
 
