@@ -24,8 +24,8 @@ Design:
   on threads of that one pool, so once as many devices as the pool has threads (the
   number of cores) are inside such a kernel together, each waits for parts queued behind
   the others and the process hangs with every thread idle (seen on 2 cores with 2 and 8
-  devices: NPC stalled from about 64 candidates per device; one device can hang the same
-  way with two independent batched calls). Code that traces batched LAPACK calls asks
+  devices: NPC stalled from about 64 candidates per device; a solver variant with two
+  independent batched calls per step also stalled on one device). Code that traces batched LAPACK calls asks
   :func:`one_matrix_per_lapack_call` and on CPU maps the calls over the batch, which
   never splits. GPUs (cuSOLVER) and TPUs keep their batched calls.
 * **Auto axes.** :func:`data_mesh` builds a 1-D mesh with ``AxisType.Auto`` (GSPMD
@@ -175,7 +175,7 @@ def one_matrix_per_lapack_call() -> bool:
   True on the CPU platform (that of the current mesh's devices, else the default
   backend), where jaxlib 0.10's batch-splitting LAPACK kernels can deadlock XLA's
   intra-op thread pool (module doc): with several simulated devices, and on one device
-  when two independent batched calls run at once. One matrix per call never splits and
+  when independent batched calls can run at once. One matrix per call never splits and
   measured no slower on CPU. False on GPU and TPU, whose batched solvers are the fast
   path.
   """
