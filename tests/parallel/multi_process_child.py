@@ -20,11 +20,10 @@ import jax.numpy as jnp  # noqa: E402
 from assljax import acquisition, models, ssl  # noqa: E402
 
 N, C, BUDGET = 64, 3, 6
-# one per way results leave the devices: a device-side top-k (entropy), a greedy loop
-# over a sharded pool (coreset), host-side scores gathered from both processes (NPC)
+# one per way results leave the devices: a device-side top-k (entropy), host-side scores
+# gathered from both processes (NPC)
 STRATEGIES = {
     "entropy": {"chunk_size": 4},
-    "coreset": {"chunk_size": 4},
     "npc": {"num_candidates": 40, "chunk_size": 4},
 }
 

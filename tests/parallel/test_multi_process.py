@@ -55,7 +55,7 @@ def test_two_processes_on_one_mesh_select_and_train_like_one_device():
   assert (first["process"], second["process"]) == (0, 1)
   for r in (first, second):
     assert (r["devices"], r["local_devices"], r["mesh_devices"]) == (4, 2, 4)
-  for name in ("entropy", "coreset", "npc"):
+  for name in ("entropy", "npc"):
     assert len(set(first[name]["mesh"])) == 6, name
     assert first[name]["mesh"] == first[name]["alone"], name
     assert second[name]["mesh"] == first[name]["mesh"], name
