@@ -256,7 +256,7 @@ def _deflated_count(lam, Z, D, x, raw, w, *, sigma: float, offset: int):
 def _recount_unsure(lam, Z, D, x, raw, w, count, unsure, *, sigma: float, offset: int):
   """``count`` with the ``unsure`` candidates recounted by :func:`_deflated_count`.
 
-  They are few (about 1% of the candidates per step), so they are gathered
+  They are few (a few percent of the candidates per step), so they are gathered
   ``_RECOUNT_BATCH`` at a time rather than recounting the whole chunk.
   """
   batch = min(_RECOUNT_BATCH, x.shape[0])
