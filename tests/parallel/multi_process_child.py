@@ -15,9 +15,9 @@ from assljax import parallel
 assert parallel.initialize_distributed(), "the multi-process environment is not set"
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 
-from assljax import acquisition, models, ssl  # noqa: E402
+from assljax import acquisition, ssl  # noqa: E402
+from mlp_pool import mlp_context  # noqa: E402  (this file's folder)
 
 N, C, BUDGET = 64, 3, 6
 # one per way results leave the devices: a device-side top-k (entropy), host-side scores
@@ -33,17 +33,8 @@ def _jitter(key, x):
 
 
 def main():
-  model = models.build("mlp", num_classes=C, input_shape=(5,), width=12, depth=1)
-  variables = model.init(jax.random.key(0))
-  apply_fn, embed_fn = model.bind(variables.batch_stats)
-  rng = np.random.default_rng(0)
-  mask = np.zeros(N, bool)
-  mask[rng.choice(N, 7, replace=False)] = True
-  labels = np.where(mask, rng.integers(0, C, N), 0).astype(np.int32)
-  x = rng.normal(size=(N, 5)).astype(np.float32)
-  ctx = acquisition.Context(apply_fn=apply_fn, params=variables.params, x=jnp.asarray(x),
-                            labeled_mask=jnp.asarray(mask), labels=jnp.asarray(labels),
-                            num_classes=C, embed_fn=embed_fn)
+  model, ctx = mlp_context(N, C)
+  x, labels, mask = np.asarray(ctx.x), np.asarray(ctx.labels), np.asarray(ctx.labeled_mask)
   mesh = parallel.data_mesh()
   # collectives need both processes; the one-device reference only one of them
   runs = (("mesh", mesh), ("alone", None)) if jax.process_index() == 0 else (("mesh", mesh),)

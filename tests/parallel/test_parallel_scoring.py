@@ -15,26 +15,16 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
-import assljax
 from assljax import acquisition, parallel
 from assljax.acquisition.uncertainty import RowFn, map_rows
+from mlp_pool import mlp_context
 
 N, C, BUDGET = 64, 3, 6
 
 
 @pytest.fixture(scope="module")
 def ctx():
-  model = assljax.models.build("mlp", num_classes=C, input_shape=(5,), width=12, depth=1)
-  variables = model.init(jax.random.key(0))
-  apply_fn, embed_fn = model.bind(variables.batch_stats)
-  rng = np.random.default_rng(0)
-  mask = np.zeros(N, bool)
-  mask[rng.choice(N, 7, replace=False)] = True
-  labels = np.where(mask, rng.integers(0, C, N), 0).astype(np.int32)
-  return acquisition.Context(apply_fn=apply_fn, params=variables.params,
-                             x=jnp.asarray(rng.normal(size=(N, 5)), jnp.float32),
-                             labeled_mask=jnp.asarray(mask), labels=jnp.asarray(labels),
-                             num_classes=C, embed_fn=embed_fn)
+  return mlp_context(N, C)[1]
 
 
 # chunk sizes are small so that several chunks (and padding) run on every mesh
