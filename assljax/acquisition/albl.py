@@ -8,8 +8,14 @@ An EXP3.P/EXP4.P-style bandit chooses, every round, which expert strategy querie
 whole batch; its weights learn from an importance-weighted accuracy reward. This is the
 batch adaptation used as the ALBL baseline in deep active learning (DeepAL's
 ``ActiveLearningByLearning`` over least confidence and core-set, with uniform random
-sampling appended as a third expert). With ``K`` experts, log-weights ``v`` and
-``pmin`` (default ``1 / (10 K)``):
+sampling appended as a third expert). Two arms or three:
+
+* ``experts=("confidence", "coreset")``: the two arms the NPC and dynamicAL papers name
+  (least confidence and core-set), ``K = 2``, ``pmin = 1/20``.
+* ``experts=("confidence", "coreset", "random")`` (the default): DeepAL's code, which
+  appends uniform random sampling to the list it is given, ``K = 3``, ``pmin = 1/30``.
+
+With ``K`` experts, log-weights ``v`` and ``pmin`` (default ``1 / (10 K)``):
 
     arm probabilities   q = (1 - K pmin) softmax(v) + pmin
     choose expert       s ~ q;  it selects the batch;  every queried sample i records
@@ -19,11 +25,11 @@ sampling appended as a third expert). With ``K`` experts, log-weights ``v`` and
     update (s only)     v_s += pmin / 2 * (r + sqrt(log(K / delta) / K) / q_s)
 
 Model outputs are checked (ValueError on NaN/inf) by the chosen expert, or, when that
-is ``random``, by ALBL itself. The reward and update for a round happen at the start of the next round, when the
-queried labels and the retrained model are known. The state (:class:`ALBLState`) is a
-NamedTuple of fixed-shape arrays -- log-weights, per-sample query probabilities, the
-last expert and its probability -- so it is part of the loop pytree and checkpoints
-with orbax. ``ctx.state = None`` starts a fresh bandit (uniform weights).
+is ``random``, by ALBL itself. The reward and update for a round happen at the start of
+the next round, when the queried labels and the retrained model are known. The state
+(:class:`ALBLState`) is a NamedTuple of fixed-shape arrays -- log-weights, per-sample
+query probabilities, the last expert and its probability -- so it is part of the loop
+pytree and checkpoints with orbax. ``ctx.state = None`` starts a fresh bandit (uniform weights).
 """
 
 from __future__ import annotations
@@ -120,7 +126,8 @@ class ALBL:
 
   Args:
     experts: strategy names the bandit chooses from (each built with ``get(name)``;
-      ``chunk_size`` is passed to those that take it).
+      ``chunk_size`` is passed to those that take it); ``("confidence", "coreset")`` for
+      the two-arm form of the NPC / dynamicAL papers, the default adds ``"random"``.
     pmin: minimum probability of each expert, ``0 < pmin <= 1 / K``; default ``1/(10K)``.
     delta: confidence parameter of the exploration bonus, ``delta > 0``.
     chunk_size: pool rows per forward pass (experts and the reward).
@@ -129,6 +136,8 @@ class ALBL:
 
   def __init__(self, *, experts: tuple[str, ...] = ("confidence", "coreset", "random"),
                pmin: float | None = None, delta: float = 0.1, chunk_size: int | None = 256):
+    if isinstance(experts, str) or not all(isinstance(e, str) for e in experts):
+      raise ValueError(f"albl experts must be a sequence of strategy names, got {experts!r}")
     experts = tuple(experts)
     if not experts or len(set(experts)) != len(experts):
       raise ValueError(f"albl experts must be distinct strategy names, got {experts!r}")

@@ -107,6 +107,7 @@ _MODULE_OF = {
     "entropy": "uncertainty",
     "margin": "uncertainty",
     "confidence": "uncertainty",
+    "consistency": "consistency",
     "egl": "egl",
     "badge": "badge",
     "coreset": "coreset",

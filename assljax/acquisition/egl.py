@@ -19,6 +19,17 @@ in expectation over the model's own posterior:
   ``chunk_size x P`` floats.
 
 ``squared=True`` uses ``E ||grad||^2`` instead of ``E ||grad||``.
+
+CRC's EGL baseline (Kong et al., §4.2, after Huang et al. 2016) is the expected *squared*
+norm of the cross-entropy gradient over *all* parameters,
+
+    x* = argmax_{x in X_U}  E_{y ~ p(y | x, theta)} || grad_theta H(y, f_theta(x)) ||^2,
+
+which is ``get("egl", params="all", squared=True)`` exactly: ``grad_theta H(y, f(x)) =
+J(x)^T (p - e_y)`` with ``p = softmax(f(x))``, summed over every leaf of ``ctx.params``
+(the trainable parameters; BatchNorm running statistics are bound into ``apply_fn`` and
+not differentiated), weighted by ``p_y``, top ``budget`` taken. The defaults
+(``params="last_layer"``, ``squared=False``) are the cheaper last-layer EGL.
 """
 
 from __future__ import annotations

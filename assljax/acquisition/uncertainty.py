@@ -14,6 +14,19 @@ Higher score = more uncertain:
 Ties go to the lower pool index. ``random`` draws ``budget`` distinct unlabeled indices
 uniformly with ``key`` and never looks at the model.
 
+Averaging over augmentations (``augmentations=K > 0``, e.g. the max-entropy baseline of
+the Bilevel paper, "predictions averaged over 2 data augmentations": ``get("entropy",
+augmentations=2)``): the score is computed from the mean softmax over ``K`` weakly
+augmented views of each sample, ``pbar = (1/K) sum_k softmax(f(aug_k(x)))`` (entropy
+``-sum_c pbar_c log pbar_c``; margin and confidence likewise from ``pbar``). The views come
+from :func:`assljax.ssl.augment.weak_augment` (random flip if ``augment_flip``, reflect-pad
+crop by ``augment_pad`` pixels), the augmented copies only (not the unaugmented input),
+with keys folded from ``key`` and the pool index, so the same key gives the same views
+whatever the chunking. As in the bilevel strategy, inputs that are not ``(N, H, W, C)``
+images (``C`` in 1, 3) are used as they are, so there the option changes nothing.
+``augmentations=0`` (the default) is the plain score of the unaugmented input and
+ignores ``key``.
+
 This module also holds the pool-streaming helpers shared by the other baseline
 strategies (:class:`RowFn`, :func:`map_rows`, :func:`pool_features`, ...).
 """
@@ -75,6 +88,27 @@ def map_rows(row_fn: RowFn, params: PyTree, x: jax.Array, idx: jax.Array, *,
                      chunk_size=chunk_size)
 
 
+@functools.partial(jax.jit, static_argnums=(0,), static_argnames=("chunk_size",))
+def map_rows_keyed(row_fn: RowFn, params: PyTree, x: jax.Array, idx: jax.Array, key: jax.Array,
+                   *, chunk_size: int | None) -> PyTree:
+  """``row_fn(params, x[idx], keys)`` with ``keys[i] = fold_in(key, idx[i])``, chunked.
+
+  Like :func:`map_rows`, but every row also gets its own PRNG key derived from ``key``
+  and its *pool index*, so a row's randomness does not depend on the chunking or on
+  which other rows are scored.
+
+  Args:
+    row_fn: maps ``(params, (c, ...), keys (c,))`` to a pytree with leading dimension ``c``.
+    params, x, idx, chunk_size: as in :func:`map_rows`.
+    key: a PRNG key (typed or raw).
+  """
+  def rows(i):
+    keys = jax.vmap(lambda j: jax.random.fold_in(key, j))(i)
+    return row_fn(params, jnp.take(x, i, axis=0), keys)
+
+  return chunked_map(rows, idx, chunk_size=chunk_size)
+
+
 @functools.partial(jax.jit, static_argnums=(0,))
 def _rows_once(row_fn: RowFn, params: PyTree, x: jax.Array, idx: jax.Array,
                *extra: PyTree) -> PyTree:
@@ -123,6 +157,56 @@ def check_chunk_size(chunk_size: int | None) -> int | None:
                                  or isinstance(chunk_size, bool) or chunk_size < 1):
     raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
   return None if chunk_size is None else int(chunk_size)
+
+
+def check_augment_options(name: str, augmentations: Any, augment_flip: Any, augment_pad: Any,
+                          *, minimum: int = 0) -> tuple[int, bool, int]:
+  """Validates the ``augmentations`` / ``augment_flip`` / ``augment_pad`` hyperparameters."""
+  for what, value, low in (("augmentations", augmentations, minimum),
+                           ("augment_pad", augment_pad, 0)):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+      raise ValueError(f"{name} {what} must be an integer >= {low}, got {value!r}")
+  return int(augmentations), bool(augment_flip), int(augment_pad)
+
+
+def is_image_batch(x: jax.Array) -> bool:
+  """Whether ``x`` is a batch of images ``(n, H, W, C)`` with ``C`` in 1, 3 (augmentable)."""
+  return x.ndim == 4 and x.shape[-1] in (1, 3)
+
+
+def augmented_probs(apply_fn: Callable, params: PyTree, x: jax.Array, keys: jax.Array, *,
+                    views: int, flip: bool, pad: int) -> jax.Array:
+  """Softmax over ``views`` weakly augmented copies of each row; returns ``(c, views, C)``.
+
+  Args:
+    apply_fn: ``(params, x) -> logits (n, C)``.
+    x: ``(c, H, W, C_in)`` images in ``[0, 1]``, or any ``(c, ...)`` input; inputs that
+      are not images (:func:`is_image_batch`) are not augmented (every view is the input).
+    keys: ``(c,)`` PRNG keys, one per row; view ``k`` of row ``i`` is
+      ``weak_augment(split(keys[i], views)[k], x[i:i+1])``.
+    views: number of views ``K >= 1``.
+    flip, pad: options of :func:`assljax.ssl.augment.weak_augment`.
+
+  Returns:
+    ``(c, views, C)`` probabilities in at least float32; one forward pass over the
+    ``c * views`` views.
+  """
+  c = x.shape[0]
+  if is_image_batch(x):
+    from assljax.ssl.augment import weak_augment
+
+    view_keys = jax.vmap(lambda k: jax.random.split(k, views))(keys).reshape(c * views)
+    copies = jnp.repeat(x, views, axis=0)
+    x = jax.vmap(lambda k, im: weak_augment(k, im[None], flip=flip, pad=pad)[0])(view_keys,
+                                                                                  copies)
+  else:
+    x = jnp.repeat(x, views, axis=0)
+  logits = apply_fn(params, x)
+  logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
+  probs = jax.nn.softmax(logits, axis=-1)
+  finite = jnp.all(jnp.isfinite(logits), axis=-1, keepdims=True)
+  probs = jnp.where(finite, probs, jnp.nan)   # NaN rows stay NaN (check_finite catches them)
+  return probs.reshape(c, views, probs.shape[-1])
 
 
 def _logits_rows(apply_fn: Callable, params: PyTree, x: jax.Array) -> jax.Array:
@@ -180,19 +264,39 @@ def uncertainty_scores(logits: jax.Array, kind: str) -> jax.Array:
   if kind not in UNCERTAINTY_KINDS:
     raise ValueError(f"unknown uncertainty kind {kind!r}; expected one of {UNCERTAINTY_KINDS}")
   logp = jax.nn.log_softmax(logits.astype(jnp.promote_types(logits.dtype, jnp.float32)), axis=-1)
-  p = jnp.exp(logp)
-  if kind == "entropy":
-    score = -jnp.sum(jnp.where(p > 0, p * logp, 0.0), axis=-1)
-  elif kind == "margin":
-    top2 = jax.lax.top_k(p, 2)[0]
-    score = top2[:, 1] - top2[:, 0]
-  else:
-    score = 1.0 - jnp.max(p, axis=-1)
+  score = _uncertainty(jnp.exp(logp), logp, kind)
   return jnp.where(jnp.all(jnp.isfinite(logits), axis=-1), score, jnp.nan)
+
+
+def probability_uncertainty_scores(probs: jax.Array, kind: str) -> jax.Array:
+  """Like :func:`uncertainty_scores`, from probabilities ``(n, C)`` (e.g. a mean softmax).
+
+  Rows with a non-finite probability score NaN.
+  """
+  if kind not in UNCERTAINTY_KINDS:
+    raise ValueError(f"unknown uncertainty kind {kind!r}; expected one of {UNCERTAINTY_KINDS}")
+  safe = jnp.where(probs > 0, probs, 1.0)
+  score = _uncertainty(probs, jnp.log(safe), kind)
+  return jnp.where(jnp.all(jnp.isfinite(probs), axis=-1), score, jnp.nan)
+
+
+def _uncertainty(p: jax.Array, logp: jax.Array, kind: str) -> jax.Array:
+  if kind == "entropy":
+    return -jnp.sum(jnp.where(p > 0, p * logp, 0.0), axis=-1)
+  if kind == "margin":
+    top2 = jax.lax.top_k(p, 2)[0]
+    return top2[:, 1] - top2[:, 0]
+  return 1.0 - jnp.max(p, axis=-1)
 
 
 def _score_rows(apply_fn: Callable, kind: str, params: PyTree, x: jax.Array) -> jax.Array:
   return uncertainty_scores(apply_fn(params, x), kind)
+
+
+def _augmented_score_rows(apply_fn: Callable, kind: str, views: int, flip: bool, pad: int,
+                          params: PyTree, x: jax.Array, keys: jax.Array) -> jax.Array:
+  probs = augmented_probs(apply_fn, params, x, keys, views=views, flip=flip, pad=pad)
+  return probability_uncertainty_scores(jnp.mean(probs, axis=1), kind)
 
 
 def top_k_rows(scores: jax.Array, idx: np.ndarray, k: int) -> np.ndarray:
@@ -215,26 +319,42 @@ class UncertaintyStrategy(StatelessStrategy):
 
   Args:
     kind: "entropy", "margin" or "confidence" (least confidence).
-    chunk_size: pool rows per forward pass (memory bound).
+    augmentations: ``K``; 0 (default) scores the input as it is; ``K > 0`` scores the
+      mean softmax over ``K`` weakly augmented views (module docstring; images only).
+    augment_flip, augment_pad: options of ``weak_augment`` (no flip for digits/SVHN).
+    chunk_size: pool rows per forward pass (memory bound; ``K`` views per row).
   """
 
-  def __init__(self, kind: str, *, chunk_size: int | None = 256):
+  def __init__(self, kind: str, *, augmentations: int = 0, augment_flip: bool = True,
+               augment_pad: int = 4, chunk_size: int | None = 256):
     if kind not in UNCERTAINTY_KINDS:
       raise ValueError(f"unknown uncertainty kind {kind!r}; expected one of {UNCERTAINTY_KINDS}")
     self.kind = kind
+    self.augmentations, self.augment_flip, self.augment_pad = check_augment_options(
+        kind, augmentations, augment_flip, augment_pad)
     self.chunk_size = check_chunk_size(chunk_size)
 
-  def scores(self, ctx: Context, idx: np.ndarray) -> jax.Array:
-    """Scores ``(n,)`` of pool rows ``idx`` (ValueError on NaN/inf model outputs)."""
-    scores = map_rows(RowFn(_score_rows, (ctx.apply_fn, self.kind)), ctx.params, ctx.x,
-                      jnp.asarray(idx, jnp.int32), chunk_size=self.chunk_size)
+  def scores(self, ctx: Context, idx: np.ndarray, key: jax.Array | None = None) -> jax.Array:
+    """Scores ``(n,)`` of pool rows ``idx`` (ValueError on NaN/inf model outputs).
+
+    ``key`` draws the augmentations (required when ``augmentations > 0`` on images).
+    """
+    rows = jnp.asarray(idx, jnp.int32)
+    if self.augmentations > 0 and is_image_batch(ctx.x):
+      if key is None:
+        raise ValueError(f"{self.kind} with augmentations needs a PRNG key to draw them")
+      row_fn = RowFn(_augmented_score_rows, (ctx.apply_fn, self.kind, self.augmentations,
+                                             self.augment_flip, self.augment_pad))
+      scores = map_rows_keyed(row_fn, ctx.params, ctx.x, rows, key, chunk_size=self.chunk_size)
+    else:
+      scores = map_rows(RowFn(_score_rows, (ctx.apply_fn, self.kind)), ctx.params, ctx.x,
+                        rows, chunk_size=self.chunk_size)
     check_finite(scores, "model outputs (logits)")
     return scores
 
   def _select(self, key: jax.Array, ctx: Context, budget: int) -> jax.Array:
-    del key  # deterministic given the model
     idx = ctx.unlabeled_indices()
-    return top_k_rows(self.scores(ctx, idx), idx, budget)
+    return top_k_rows(self.scores(ctx, idx, key), idx, budget)
 
 
 @register("random")
@@ -243,15 +363,22 @@ def _random() -> RandomStrategy:
 
 
 @register("entropy")
-def _entropy(*, chunk_size: int | None = 256) -> UncertaintyStrategy:
-  return UncertaintyStrategy("entropy", chunk_size=chunk_size)
+def _entropy(*, augmentations: int = 0, augment_flip: bool = True, augment_pad: int = 4,
+             chunk_size: int | None = 256) -> UncertaintyStrategy:
+  return UncertaintyStrategy("entropy", augmentations=augmentations, augment_flip=augment_flip,
+                             augment_pad=augment_pad, chunk_size=chunk_size)
 
 
 @register("margin")
-def _margin(*, chunk_size: int | None = 256) -> UncertaintyStrategy:
-  return UncertaintyStrategy("margin", chunk_size=chunk_size)
+def _margin(*, augmentations: int = 0, augment_flip: bool = True, augment_pad: int = 4,
+            chunk_size: int | None = 256) -> UncertaintyStrategy:
+  return UncertaintyStrategy("margin", augmentations=augmentations, augment_flip=augment_flip,
+                             augment_pad=augment_pad, chunk_size=chunk_size)
 
 
 @register("confidence")
-def _confidence(*, chunk_size: int | None = 256) -> UncertaintyStrategy:
-  return UncertaintyStrategy("confidence", chunk_size=chunk_size)
+def _confidence(*, augmentations: int = 0, augment_flip: bool = True, augment_pad: int = 4,
+                chunk_size: int | None = 256) -> UncertaintyStrategy:
+  return UncertaintyStrategy("confidence", augmentations=augmentations,
+                             augment_flip=augment_flip, augment_pad=augment_pad,
+                             chunk_size=chunk_size)

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+import pytest
 
 from assljax import acquisition
 from assljax.acquisition import albl
@@ -124,3 +125,46 @@ def test_the_chosen_expert_makes_the_selection():
                                   np.asarray(experts[arm](jax.random.fold_in(key, 1), plain, 5)))
     np.testing.assert_array_equal(np.asarray(strategy(key, ctx, 5)), np.asarray(idx))
   assert arms.count(1) >= 4          # coreset has probability 1 - 2 pmin = 0.93
+
+
+def test_two_arm_form_of_the_npc_and_dynamical_papers():
+  # NPC: "a two-armed adversarial bandit ... least confidence and Coreset"
+  rng = np.random.default_rng(3)
+  labels = rng.integers(0, C, N)
+  table = rng.normal(size=(N, C))
+  strategy = acquisition.get("albl", experts=("confidence", "coreset"), chunk_size=8)
+  assert strategy.experts == ("confidence", "coreset") and strategy.pmin == 1.0 / 20.0
+  labeled0 = np.arange(5)
+  idx1, state1 = strategy.select(jax.random.key(0), _context(table, labeled0, labels), 4)
+  assert state1.log_weights.shape == (2,)
+  assert float(state1.last_prob) == np.float32(0.5)       # uniform over two arms
+  arm1 = int(state1.last_arm)
+  plain = _context(table, labeled0, labels)
+  expert = acquisition.get(strategy.experts[arm1], chunk_size=8)
+  np.testing.assert_array_equal(np.asarray(idx1),
+                                np.asarray(expert(jax.random.fold_in(jax.random.key(0), 1),
+                                                  plain, 4)))
+  # next round: the importance-weighted reward goes to the arm that was pulled
+  labeled1 = np.concatenate([labeled0, np.asarray(idx1)])
+  ctx2 = _context(table, labeled1, labels, state=state1)
+  _, state2 = strategy.select(jax.random.key(1), ctx2, 4)
+  qp = np.asarray(state1.query_prob)
+  reward = np.mean((np.argmax(table[labeled1], 1) == labels[labeled1]) / qp[labeled1])
+  want = np.zeros(2)
+  want[arm1] = 0.05 / 2 * (reward + math.sqrt(math.log(2 / 0.1) / 2) * 2)
+  np.testing.assert_allclose(np.asarray(state2.log_weights), want, rtol=1e-5)
+  # both arms get pulled over seeds; a three-arm state does not fit the two-arm bandit
+  arms = {int(strategy.select(jax.random.key(s), plain, 3)[1].last_arm) for s in range(12)}
+  assert arms == {0, 1}
+  with pytest.raises(ValueError, match="expert"):
+    strategy.select(jax.random.key(0), _context(table, labeled0, labels,
+                                                 state=albl.initial_state(3, N)), 3)
+
+
+def test_three_arm_default_stays_and_bad_experts_raise():
+  assert acquisition.get("albl").experts == ("confidence", "coreset", "random")
+  assert acquisition.get("albl", experts=["confidence", "coreset"]).experts == (
+      "confidence", "coreset")
+  for bad in ("confidence", ("confidence", "confidence"), (), ("albl",), ("nope",), (1, 2)):
+    with pytest.raises(ValueError):
+      acquisition.get("albl", experts=bad)

@@ -21,6 +21,9 @@ STRATEGIES = {
     "entropy": {"chunk_size": 16},
     "margin": {"chunk_size": 16},
     "confidence": {"chunk_size": 16},
+    # the pool here is not images, so its views are unaugmented (scores 0, random order);
+    # the augmented path is covered in test_consistency.py
+    "consistency": {"chunk_size": 16},
     "egl": {"chunk_size": 16},
     "badge": {"chunk_size": 16},
     "coreset": {"chunk_size": 16},

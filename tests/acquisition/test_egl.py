@@ -77,3 +77,42 @@ def test_last_layer_needs_embed_fn():
   ctx = acquisition.Context(**{**ctx.__dict__, "embed_fn": None})
   with pytest.raises(ValueError, match="embed_fn"):
     acquisition.get("egl")(jax.random.key(0), ctx, 2)
+
+
+def test_crc_form_is_all_parameter_expected_squared_norm():
+  """CRC §4.2: argmax_x E_{y ~ p(y|x)} ||grad_theta H(y, f(x))||^2 over ALL parameters.
+
+  Brute force: one jax.grad of the cross-entropy per sample and per class (Python loops),
+  float64, summed over every parameter leaf.
+  """
+  with jax.enable_x64(True):
+    ctx = _problem(n=14, n_labeled=4)
+    rows = ctx.unlabeled_indices()
+    leaves = jax.tree_util.tree_leaves(ctx.params)
+    assert len(leaves) >= 6        # hidden layers and head: not just the last layer
+
+    def cross_entropy(params, xi, y):
+      return -jax.nn.log_softmax(ctx.apply_fn(params, xi[None])[0])[y]
+
+    grad = jax.jit(jax.grad(cross_entropy))
+    want = []
+    for i in rows:
+      p = np.asarray(jax.nn.softmax(ctx.apply_fn(ctx.params, ctx.x[i][None])[0]))
+      total = 0.0
+      for y in range(ctx.num_classes):
+        g = grad(ctx.params, ctx.x[i], y)
+        total += p[y] * sum(float(np.sum(np.asarray(leaf) ** 2))
+                            for leaf in jax.tree_util.tree_leaves(g))
+      want.append(total)
+    want = np.asarray(want)
+
+    strategy = acquisition.get("egl", params="all", squared=True, chunk_size=4)
+    got = np.asarray(strategy.scores(ctx, rows))
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+    order = np.argsort(-want, kind="stable")
+    assert want[order[2]] - want[order[3]] > 1e-8 * want.max()   # no near tie at the cut
+    np.testing.assert_array_equal(np.asarray(strategy(jax.random.key(0), ctx, 3)),
+                                  rows[order[:3]])
+    # the head is part of "all", so the all-parameter score dominates the last-layer one
+    last = np.asarray(acquisition.get("egl", squared=True).scores(ctx, rows))
+    assert np.all(want > last * (1 + 1e-6))
