@@ -4,7 +4,7 @@
     assljax run --workdir DIR --resume       # continue after a crash or a labeling step
     assljax query --workdir DIR              # export pending queries (CSV + contact sheet)
     assljax label --workdir DIR --labels FILE.csv
-    assljax report DIR [DIR ...] --out OUT   # learning curves and tables
+    assljax report DIR [DIR ...] --out OUT [--reference LABEL]   # curves, tables, paired stats
 
 Bad input of any kind prints one line, ``assljax: error: ...``, and exits with code 2;
 nothing already saved in a workdir is changed by a failed command.
@@ -43,10 +43,10 @@ def _parser() -> argparse.ArgumentParser:
   label.add_argument("--workdir", required=True)
   label.add_argument("--labels", required=True, help="CSV with sample_id and label columns")
 
-  report = commands.add_parser("report", help="learning curves and tables from results")
-  report.add_argument("dirs", nargs="+", help="workdirs (or results.json files)")
-  report.add_argument("--out", required=True, help="output directory")
-  report.add_argument("--quiet", action="store_true")
+  from assljax.report import output as report_output   # argparse lines shared with the module
+  report = commands.add_parser("report", help="learning curves, tables and paired differences "
+                                              "to a reference strategy from results")
+  report_output.add_arguments(report)
   return parser
 
 
@@ -121,9 +121,8 @@ def _label(args) -> int:
 
 
 def _report(args) -> int:
-  from assljax import report
-  report.run_report(args.dirs, args.out, quiet=args.quiet)
-  return 0
+  from assljax.report import output
+  return output.run_from_args(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
