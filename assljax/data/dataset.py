@@ -7,6 +7,8 @@
     ds.train.y      # (n,) int32 in [0, num_classes)
     ds.train.ids    # (n,) str, a stable identifier per sample (file path, "<name>/<split>/<i>")
     ds.mean, ds.std # (C,) float32 statistics of the train inputs, for the model's standardization
+    ds.train_waveforms    # audio only: (n, 16000) int16 one-second 16 kHz train clips, or None
+    ds.background_noise   # audio only: noise recordings, a tuple of (T,) int16 (may be empty)
 
 Everything here is numpy on the host; heavy libraries (tensorflow, tensorflow-datasets,
 scikit-learn, Pillow, scipy) are imported inside the loaders that need them.
@@ -81,6 +83,15 @@ class Dataset:
     mean, std: ``(C,)`` float32 per-channel mean and standard deviation of ``train.x``
       (the standard deviation is floored at ``1e-6`` so that a constant channel does
       not divide by zero).
+    train_waveforms: audio datasets only, else None: ``(n_train, 16000)`` int16, the
+      one-second 16 kHz clip behind each train spectrogram (same order as ``train``),
+      scaled by 32768 (``waveform = int16 / 32768``; :mod:`assljax.data.audio`): the
+      training inputs of on-device waveform augmentation
+      (:mod:`assljax.ssl.audio_augment`). None when the loader did not keep them.
+    background_noise: audio datasets only: the dataset's own noise recordings for
+      waveform augmentation (Speech Commands' ``_background_noise_``), a tuple of 1-D
+      int16 arrays at 16 kHz, each at least one second, scaled like ``train_waveforms``;
+      ``()`` when there are none.
   """
   name: str
   kind: str
@@ -91,6 +102,8 @@ class Dataset:
   input_shape: tuple[int, int, int]
   mean: np.ndarray
   std: np.ndarray
+  train_waveforms: np.ndarray | None = None
+  background_noise: tuple[np.ndarray, ...] = ()
 
   def __post_init__(self):
     if self.kind not in KINDS:
@@ -102,6 +115,8 @@ class Dataset:
       raise ValueError(f"dataset {self.name!r} has duplicate class names {self.class_names}.")
     for split_name, split in (("train", self.train), ("test", self.test)):
       _check_split(split, split_name, self.name, self.input_shape, self.num_classes)
+    if self.train_waveforms is not None:
+      _check_waveforms(self.train_waveforms, self.train.num_examples, self.name, self.kind)
     shared = np.intersect1d(self.train.ids, self.test.ids)
     if shared.size:
       raise ValueError(f"dataset {self.name!r} has {shared.size} sample ids in both train and"
@@ -112,10 +127,12 @@ class Dataset:
       if value.shape != (channels,) or value.dtype != np.float32:
         raise ValueError(f"dataset {stat} must be a float32 array of shape ({channels},),"
                          f" got {value.dtype} {value.shape}.")
+    _check_background_noise(self.background_noise, self.name, self.kind)
 
   @classmethod
   def from_splits(cls, name: str, *, kind: str, train: Split, test: Split,
-                  class_names: Any) -> "Dataset":
+                  class_names: Any, train_waveforms: np.ndarray | None = None,
+                  background_noise: Any = ()) -> "Dataset":
     """Builds a dataset, computing ``input_shape``, ``mean`` and ``std`` from ``train``.
 
     Args:
@@ -123,6 +140,8 @@ class Dataset:
       kind: ``"image"`` or ``"audio"``.
       train, test: :class:`Split` with ``x`` ``(n, H, W, C)`` float32 in [0, 1].
       class_names: one string per class.
+      train_waveforms: audio only: ``(n_train, 16000)`` int16 clips, or None.
+      background_noise: audio only: a sequence of ``(T,)`` int16 noise recordings.
     """
     class_names = tuple(str(c) for c in class_names)
     x = np.asarray(train.x)
@@ -132,7 +151,8 @@ class Dataset:
     mean, std = channel_statistics(x)  # NaN or out-of-range inputs are rejected just below
     return cls(name=name, kind=kind, train=train, test=test, num_classes=len(class_names),
                class_names=class_names, input_shape=tuple(int(d) for d in x.shape[1:]),
-               mean=mean, std=std)
+               mean=mean, std=std, train_waveforms=train_waveforms,
+               background_noise=tuple(background_noise))
 
 
 def from_arrays(x_train: Any, y_train: Any, x_test: Any, y_test: Any, *, name: str = "arrays",
@@ -188,6 +208,35 @@ def _check_range(x: np.ndarray, what: str) -> None:
     raise ValueError(f"dataset {what} inputs contain NaN.")
   if lo < 0.0 or hi > 1.0:
     raise ValueError(f"dataset {what} inputs must lie in [0, 1], found values in [{lo}, {hi}].")
+
+
+def _check_waveforms(waves: Any, n: int, name: str, kind: str) -> None:
+  from assljax.data.audio import NUM_SAMPLES  # light module; imported here against a cycle
+
+  if kind != "audio":
+    raise ValueError(f"dataset {name!r} has train waveforms but is of kind {kind!r}, not"
+                     " 'audio'.")
+  shape = (n, NUM_SAMPLES)
+  if not isinstance(waves, np.ndarray) or waves.dtype != np.int16 or waves.shape != shape:
+    raise ValueError(f"dataset {name!r} train waveforms must be an int16 array of shape"
+                     f" {shape}, got {getattr(waves, 'dtype', type(waves))}"
+                     f" {getattr(waves, 'shape', None)}.")
+
+
+def _check_background_noise(noise: Any, name: str, kind: str) -> None:
+  from assljax.data.audio import NUM_SAMPLES
+
+  if not isinstance(noise, tuple):
+    raise ValueError(f"dataset {name!r} background_noise must be a tuple of arrays, got"
+                     f" {type(noise).__name__}.")
+  if noise and kind != "audio":
+    raise ValueError(f"dataset {name!r} has background noise but is of kind {kind!r}.")
+  for k, clip in enumerate(noise):
+    if (not isinstance(clip, np.ndarray) or clip.dtype != np.int16 or clip.ndim != 1
+        or clip.shape[0] < NUM_SAMPLES):
+      raise ValueError(f"dataset {name!r} background noise clip {k} must be a 1-D int16 array"
+                       f" of at least {NUM_SAMPLES} samples, got"
+                       f" {getattr(clip, 'dtype', type(clip))} {getattr(clip, 'shape', None)}.")
 
 
 def _check_split(split: Split, split_name: str, name: str, input_shape: tuple[int, ...],

@@ -27,7 +27,8 @@ _MODES = {"1": ("L", 255.0), "L": ("L", 255.0), "LA": ("L", 255.0), "P": ("RGB",
 
 
 def scan_class_folders(
-    root: str, splits: tuple[str, ...], extensions: tuple[str, ...], what: str,
+    root: str, splits: tuple[str, ...], extensions: tuple[str, ...], what: str, *,
+    exclude: tuple[str, ...] = (),
 ) -> tuple[tuple[str, ...], dict[str, tuple[list[str], np.ndarray]]]:
   """Lists ``root/<split>/<class>/<file>`` for each split.
 
@@ -37,6 +38,7 @@ def scan_class_folders(
     extensions: accepted lower-case file suffixes; other files and hidden entries are
       ignored.
     what: how the files are called in messages (``"image"``, ``"WAV"``).
+    exclude: sub-folder names that are never classes (``"_background_noise_"`` for audio).
 
   Returns:
     ``(class_names, files)``: the sorted class folder names (identical in every split),
@@ -57,7 +59,8 @@ def scan_class_folders(
       raise ValueError(f"dataset folder {root} has no {split!r} split folder (found:"
                        f" {', '.join(present) or 'nothing'}).")
     classes = sorted(e for e in os.listdir(split_dir)
-                     if not e.startswith(".") and os.path.isdir(os.path.join(split_dir, e)))
+                     if not e.startswith(".") and e not in exclude
+                     and os.path.isdir(os.path.join(split_dir, e)))
     if not classes:
       raise ValueError(f"split folder {split_dir} has no class sub-folders; expected"
                        f" {split_dir}/<class>/<file>.")

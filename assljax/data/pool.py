@@ -101,8 +101,13 @@ def empty_pool(pool_size: int) -> Pool:
   return Pool(np.zeros(pool_size, bool), np.full(pool_size, -1, np.int32))
 
 
-def initial_pool(y: Any, per_class: int, *, key: Any, num_classes: int) -> Pool:
-  """The balanced initial pool: ``per_class`` labeled samples of every class (Q0).
+def initial_pool(y: Any, per_class: int, *, key: Any, num_classes: int,
+                 sampling: str = "balanced") -> Pool:
+  """The initial pool of ``per_class * C`` labels (Q0 per class on average).
+
+  ``sampling="balanced"`` (the default) takes ``per_class`` samples of every class;
+  ``"iid"`` takes ``per_class * C`` samples uniformly at random from the whole pool,
+  whatever their classes (dynamicAL §3: the initial set is sampled i.i.d.).
 
   Args:
     y: ``(N,)`` ground-truth labels of the pool in ``[0, num_classes)`` (the simulated
@@ -112,9 +117,10 @@ def initial_pool(y: Any, per_class: int, *, key: Any, num_classes: int) -> Pool:
     num_classes: ``C``.
 
   Returns:
-    A :class:`Pool` with ``per_class * C`` labels, equal to ``y`` where labeled; within
-    class ``c`` the samples are the first ``per_class`` of
-    ``jax.random.permutation(fold_in(key, c), count_c)``.
+    A :class:`Pool` with ``per_class * C`` labels, equal to ``y`` where labeled. Balanced:
+    within class ``c`` the samples are the first ``per_class`` of
+    ``jax.random.permutation(fold_in(key, c), count_c)``; i.i.d.: the first
+    ``per_class * C`` of ``jax.random.permutation(fold_in(key, C), N)``.
 
   Raises:
     ValueError: when ``per_class`` exceeds the size of a class, or ``y`` is out of range.
@@ -126,6 +132,16 @@ def initial_pool(y: Any, per_class: int, *, key: Any, num_classes: int) -> Pool:
     raise ValueError(f"key must be a jax.random key or an integer seed, got {key!r}.")
   if isinstance(key, (int, np.integer)):
     key = jax.random.key(int(key))
+  if sampling not in ("balanced", "iid"):
+    raise ValueError(f"sampling must be 'balanced' or 'iid', got {sampling!r}.")
+  if sampling == "iid":
+    size = per_class * num_classes
+    if size > y.shape[0]:
+      raise ValueError(f"the initial pool Q0 * C = {size} exceeds the pool of {y.shape[0]}.")
+    order = np.asarray(jax.random.permutation(jax.random.fold_in(key, num_classes), y.shape[0]))
+    mask = np.zeros(y.shape[0], bool)
+    mask[order[:size]] = True
+    return Pool(mask, np.where(mask, y, -1).astype(np.int32))
   counts = np.bincount(y, minlength=num_classes)
   short = np.flatnonzero(counts < per_class)
   if short.size:

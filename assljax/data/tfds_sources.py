@@ -12,6 +12,15 @@ tfds split. Images become float32 ``pixels / 255``. Audio (integer PCM divided b
 spectrograms (:mod:`assljax.data.audio`). spoken_digit (free-spoken-digit-dataset, one
 tfds split "train", 8 kHz) is split as its authors prescribe: recordings numbered 0-4 of
 every speaker and digit (``"<digit>_<speaker>_<n>.wav"``) form the test set, 5-49 train.
+
+Audio sources keep (``keep_waveforms=True``, the default) the train split's one-second
+16 kHz clips as ``train_waveforms`` ``(n, 16000)`` int16 and the dataset's background
+noise (:mod:`assljax.data.audio`). tfds' speech_commands has no separate noise feature:
+its builder cuts the ``_background_noise_`` recordings of the train archive into
+one-second pieces with a hop of half a second and labels them ``_silence_`` (the
+``running_tap`` recording goes to the validation split). Those ``_silence_`` examples of
+the train split, all of them whatever ``max_train`` keeps, are the background noise;
+they stay in the pool as their class too. spoken_digit has no noise.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ class _Source(NamedTuple):
   kind: str                       # "image" | "audio"
   feature: str                    # the input feature's key
   folder_loader: str              # the folder source to suggest when tfds data is missing
+  noise_class: str | None = None  # audio: the class whose train examples are background noise
 
 
 _SOURCES = {
@@ -37,7 +47,7 @@ _SOURCES = {
     "svhn_cropped": _Source("image", "image", "imagefolder"),
     "mnist": _Source("image", "image", "imagefolder"),
     "fashion_mnist": _Source("image", "image", "imagefolder"),
-    "speech_commands": _Source("audio", "audio", "audiofolder"),
+    "speech_commands": _Source("audio", "audio", "audiofolder", "_silence_"),
     "spoken_digit": _Source("audio", "audio", "audiofolder"),
 }
 
@@ -91,8 +101,13 @@ def _read_images(ds: Any, feature: str, label_key: str) -> tuple[np.ndarray, np.
 
 
 def _read_audio(ds: Any, feature: str, label_key: str, sample_rate: int,
-                keep: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """Spectrograms, labels and tfds indices of the examples where ``keep`` (all if None)."""
+                keep: np.ndarray | None, *, keep_waveforms: bool = False
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+  """Spectrograms, labels, tfds indices (and int16 clips) of the examples where ``keep``.
+
+  ``keep`` is a mask over the split (None: all); the clips are ``(n, 16000)`` int16 when
+  ``keep_waveforms``, else None.
+  """
   import tensorflow as tf
   import tensorflow_datasets as tfds
 
@@ -102,7 +117,15 @@ def _read_audio(ds: Any, feature: str, label_key: str, sample_rate: int,
   if keep is not None:
     keep_t = tf.constant(keep)
     ds = ds.filter(lambda i, wave, label: tf.gather(keep_t, i))
-  chunks, labels, indices, pending = [], [], [], []
+  chunks, wave_chunks, labels, indices, pending = [], [], [], [], []
+
+  def flush():
+    stored = audio.clips_to_int16(pending)
+    chunks.append(audio.log_mel_spectrogram(audio.waveforms_from_int16(stored)))
+    if keep_waveforms:
+      wave_chunks.append(stored)
+    pending.clear()
+
   for i, wave, label in tfds.as_numpy(ds):
     wave = np.asarray(wave)
     if np.issubdtype(wave.dtype, np.integer):
@@ -111,12 +134,15 @@ def _read_audio(ds: Any, feature: str, label_key: str, sample_rate: int,
     labels.append(label)
     indices.append(i)
     if len(pending) == audio._BATCH:
-      chunks.append(audio.log_mel_spectrogram(np.stack(pending)))
-      pending = []
+      flush()
   if pending:
-    chunks.append(audio.log_mel_spectrogram(np.stack(pending)))
+    flush()
   x = np.concatenate(chunks) if chunks else np.zeros((0, *audio.SPECTROGRAM_SHAPE), np.float32)
-  return x, np.asarray(labels, np.int64), np.asarray(indices, np.int64)
+  waves = None
+  if keep_waveforms:
+    waves = (np.concatenate(wave_chunks) if wave_chunks
+             else np.zeros((0, audio.NUM_SAMPLES), np.int16))
+  return x, np.asarray(labels, np.int64), np.asarray(indices, np.int64), waves
 
 
 def _fsdd_is_test(filenames: list[str]) -> np.ndarray:
@@ -148,7 +174,7 @@ def _choose(labels: np.ndarray, eligible: np.ndarray, limit: int | None, seed: i
 def load_tfds(name: str, *, data_dir: str | None = None, seed: int = 0,
               max_train: int | None = None, max_test: int | None = None,
               train_split: str = "train", test_split: str | None = None,
-              label_key: str = "label") -> Dataset:
+              label_key: str = "label", keep_waveforms: bool = True) -> Dataset:
   """A tensorflow-datasets source, prepared beforehand in ``data_dir``.
 
   Args:
@@ -159,6 +185,9 @@ def load_tfds(name: str, *, data_dir: str | None = None, seed: int = 0,
     train_split, test_split: tfds split names (default ``"train"`` and ``"test"``;
       spoken_digit's default test split is the official recordings 0-4 of ``"train"``).
     label_key: the class-label feature (e.g. ``"coarse_label"`` for cifar100).
+    keep_waveforms: audio sources: keep the train clips as ``train_waveforms``
+      ``(n, 16000)`` int16 and the background noise (module doc); image sources have
+      neither.
 
   Returns:
     A :class:`Dataset`: images ``(n, H, W, C)`` float32 in [0, 1]; audio ``(n, 32, 32, 1)``.
@@ -181,7 +210,7 @@ def load_tfds(name: str, *, data_dir: str | None = None, seed: int = 0,
   test_split = "test" if test_split is None else test_split
   if not fsdd_split and test_split == train_split:
     raise ValueError(f"train_split and test_split are both {train_split!r}.")
-  splits = []
+  splits, train_waves, noise = [], None, ()
   if source.kind == "image":
     for split, purpose, limit in ((train_split, "train", max_train),
                                   (test_split, "test", max_test)):
@@ -195,28 +224,51 @@ def load_tfds(name: str, *, data_dir: str | None = None, seed: int = 0,
       ids = np.array([f"{name}/{split}/{i}" for i in keep])
       splits.append(Split(x, y[keep].astype(np.int32), ids))
   else:
+    from assljax.data import audio
+
+    audio.check_keep_waveforms(keep_waveforms)
     sample_rate = int(features[source.feature].sample_rate)
-    plans = []  # (tfds split, dataset, mask of examples to keep or None)
+    plans = []  # (tfds split, dataset, mask of examples to keep or None, labels if read)
     if fsdd_split:
       ds = _open(builder, name, train_split, data_dir, source.folder_loader)
       y, filenames = _labels_and_names(ds, label_key, "audio/filename")
       is_test = _fsdd_is_test(filenames)
-      plans = [(train_split, ds, _mask(_choose(y, ~is_test, max_train, seed, "train"), y.size)),
-               (train_split, ds, _mask(_choose(y, is_test, max_test, seed, "test"), y.size))]
+      plans = [(train_split, ds, _mask(_choose(y, ~is_test, max_train, seed, "train"), y.size), y),
+               (train_split, ds, _mask(_choose(y, is_test, max_test, seed, "test"), y.size), y)]
     else:
       for split, purpose, limit in ((train_split, "train", max_train),
                                     (test_split, "test", max_test)):
         ds = _open(builder, name, split, data_dir, source.folder_loader)
-        mask = None
+        mask, y = None, None
         if limit is not None:
           y, _ = _labels_and_names(ds, label_key, None)
           mask = _mask(_choose(y, np.ones(y.size, bool), limit, seed, purpose), y.size)
-        plans.append((split, ds, mask))
-    for split, ds, mask in plans:
-      x, y, idx = _read_audio(ds, source.feature, label_key, sample_rate, mask)
+        plans.append((split, ds, mask, y))
+    for (split, ds, mask, _), purpose in zip(plans, ("train", "test")):
+      x, y, idx, waves = _read_audio(ds, source.feature, label_key, sample_rate, mask,
+                                     keep_waveforms=bool(keep_waveforms) and purpose == "train")
       if y.size == 0:
         raise ValueError(f"tensorflow-datasets source {name!r} split {split!r} has no examples"
                          " for this split.")
       splits.append(Split(x, y.astype(np.int32), np.array([f"{name}/{split}/{i}" for i in idx])))
+      train_waves = waves if purpose == "train" else train_waves
+    if keep_waveforms and source.noise_class in class_names:
+      noise = _noise_clips(plans[0], splits[0], train_waves,
+                           class_names.index(source.noise_class), source.feature, label_key,
+                           sample_rate)
   return Dataset.from_splits(name, kind=source.kind, train=splits[0], test=splits[1],
-                             class_names=class_names)
+                             class_names=class_names, train_waveforms=train_waves,
+                             background_noise=noise)
+
+
+def _noise_clips(plan: tuple, train: Split, train_waves: np.ndarray, noise_label: int,
+                 feature: str, label_key: str, sample_rate: int) -> tuple[np.ndarray, ...]:
+  """The int16 clips of every train example labeled ``noise_label`` (module doc)."""
+  _, ds, mask, y_all = plan
+  if mask is None:  # the whole split was read: take them from its clips
+    return tuple(train_waves[train.y == noise_label])
+  chosen = np.asarray(y_all) == noise_label
+  if not chosen.any():
+    return ()
+  *_, waves = _read_audio(ds, feature, label_key, sample_rate, chosen, keep_waveforms=True)
+  return tuple(waves)

@@ -15,7 +15,10 @@ arguments. A config (``experiments/configs/*.py``, ``get_config(arg)``) has:
                       compute_dtype ("float32" | "bfloat16"), steps_per_round, reinit,
                       augment (flip, pad, num_ops, cutout_fraction)
     al                initial_per_class, query_size, budget (all labels, initial ones
-                      included), mode ("sequential" | "single_shot" | "zero_shot")
+                      included), mode ("sequential" | "random_init_first" |
+                      "single_shot" | "zero_shot"), initial_trials (optional, default 1:
+                      train K models in the first trained round, keep the median one),
+                      initial_sampling (optional, "balanced" | "iid")
     strategies        list of run labels, e.g. ["random", "npc", "npc_zero_shot"]
     strategy_options  per label (optional): name (registry name, default the label),
                       mode (overrides al.mode), kernel (None | "last_layer" |
@@ -62,12 +65,17 @@ class RunPlan(NamedTuple):
 
 
 class Prepared(NamedTuple):
-  """Everything built from a config before any run starts (so bad input fails early)."""
+  """Everything built from a config before any run starts (so bad input fails early).
+
+  ``validation`` is the ``(x, y)`` split held out of the pool for early stopping
+  (``ssl.early_stopping``), or None.
+  """
   config: ml_collections.ConfigDict
   dataset: Any
   model: Any
   trainer: Any
   plans: dict
+  validation: Any = None
 
 
 def _plain(value: Any) -> Any:
@@ -82,8 +90,32 @@ def _dtype(name: str):
   return dtypes[name]
 
 
-def _augmentations(augment: ml_collections.ConfigDict) -> tuple[Callable, Callable]:
+def _augmentations(augment: ml_collections.ConfigDict, dataset: Any = None
+                   ) -> tuple[Callable, Callable]:
+  """The ``(weak, strong)`` callables of ``ssl.augment``.
+
+  Images: flip/crop and RandAugment + Cutout. With ``ssl.augment.audio = True`` (default
+  False; audio datasets only) the training inputs are the waveforms
+  ``dataset.train_waveforms`` (``run_loop(train_x=...)``) and both callables turn them
+  into spectrograms: the paper's waveform augmentations, the log-mel transform, and for
+  the strong view RandAugment (``num_ops``) + Cutout (``cutout_fraction``) on the
+  spectrogram; ``flip`` and ``pad`` do not apply (:mod:`assljax.ssl.audio_augment`).
+  """
   from assljax.ssl import augment as augment_lib
+  audio = augment.get("audio", False)
+  if not isinstance(audio, bool):
+    raise ValueError(f"ssl.augment.audio must be True or False, got {audio!r}")
+  if audio:
+    from assljax.ssl import audio_augment
+    if dataset is None or dataset.kind != "audio":
+      kind = None if dataset is None else dataset.kind
+      raise ValueError(f"ssl.augment.audio needs an audio dataset, got kind {kind!r}")
+    if dataset.train_waveforms is None:
+      raise ValueError(f"ssl.augment.audio needs the waveforms of dataset {dataset.name!r}; "
+                       f"load it with keep_waveforms=True (the default)")
+    return audio_augment.audio_augmentations(
+        background_noise=dataset.background_noise, num_ops=int(augment.num_ops),
+        cutout_fraction=float(augment.cutout_fraction))
   weak = functools.partial(augment_lib.weak_augment, flip=bool(augment.flip),
                            pad=int(augment.pad))
   strong = functools.partial(augment_lib.strong_augment, flip=bool(augment.flip),
@@ -108,7 +140,10 @@ def build_algorithm(name: str, options: dict, weak: Callable, strong: Callable):
     kwargs["weak"] = weak
   if "strong" in accepted:
     kwargs["strong"] = strong
-  return constructor(**kwargs)
+  try:
+    return constructor(**kwargs)
+  except ValueError as err:
+    raise ValueError(f"config.ssl.options ({name}): {err}") from None
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
@@ -133,6 +168,11 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     value = config.ssl[key]
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
       raise ValueError(f"config.ssl.{key} must be a positive integer, got {value!r}")
+  _check_ssl_numbers(config.ssl)
+  _check_early_stopping(config.ssl.get("early_stopping"))
+  trials = config.al.get("initial_trials", 1)
+  if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+    raise ValueError(f"config.al.initial_trials must be a positive integer, got {trials!r}")
   num_devices = config.get("num_devices")
   if num_devices is not None and (isinstance(num_devices, bool) or not isinstance(num_devices, int)
                                   or num_devices < 1):
@@ -157,6 +197,16 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       raise ValueError(f"config.strategy_options.{label}.kernel must be one of {KERNELS}")
 
 
+def _check_ssl_numbers(ssl_config: ml_collections.ConfigDict) -> None:
+  """Finite, in-range optimizer numbers (the algorithm checks its own options)."""
+  from assljax._validation import check_number
+  bounds = {"lr": dict(low=0.0, include_low=False), "end_lr": dict(low=0.0),
+            "weight_decay": dict(low=0.0), "ema_decay": dict(low=0.0, high=1.0)}
+  for key, bound in bounds.items():
+    if ssl_config.get(key) is not None:
+      check_number(f"config.ssl.{key}", ssl_config.get(key), **bound)
+
+
 def prepare(config: ml_collections.ConfigDict, *, log: Callable[[str], None] = print) -> Prepared:
   """Loads the dataset and builds the model and trainer shared by all runs."""
   from assljax import data as data_lib
@@ -167,13 +217,16 @@ def prepare(config: ml_collections.ConfigDict, *, log: Callable[[str], None] = p
   dataset = data_lib.load(ds_cfg.name, data_dir=ds_cfg.get("data_dir"), seed=ds_cfg.seed,
                           max_train=ds_cfg.get("max_train"), max_test=ds_cfg.get("max_test"),
                           **_plain(ds_cfg.get("options", {})))
+  dataset, validation = _hold_out_validation(dataset, config.ssl.get("early_stopping"),
+                                             seed=ds_cfg.seed)
   log(f"dataset {dataset.name}: {len(dataset.train.y)} pool / {len(dataset.test.y)} test "
-      f"samples of shape {dataset.input_shape}, {dataset.num_classes} classes")
+      f"samples of shape {dataset.input_shape}, {dataset.num_classes} classes"
+      + ("" if validation is None else f", {len(validation[1])} held out for validation"))
   model = models.build(config.model.name, num_classes=dataset.num_classes,
                        input_shape=dataset.input_shape, input_mean=dataset.mean,
                        input_std=dataset.std, **_plain(config.model.get("options", {})))
   mesh = _mesh(config.get("num_devices"))
-  weak, strong = _augmentations(config.ssl.augment)
+  weak, strong = _augmentations(config.ssl.augment, dataset)
   algorithm = build_algorithm(config.ssl.algorithm, _plain(config.ssl.options), weak, strong)
   trainer = ssl.make_trainer(
       model, algorithm, batch_size=config.ssl.batch_size, total_steps=config.ssl.total_steps,
@@ -182,7 +235,56 @@ def prepare(config: ml_collections.ConfigDict, *, log: Callable[[str], None] = p
       compute_dtype=_dtype(config.ssl.compute_dtype), optimizer=_optimizer(config.ssl),
       mesh=mesh)
   plans = {label: make_plan(config, label, model, dataset) for label in config.strategies}
-  return Prepared(config, dataset, model, trainer, plans)
+  return Prepared(config, dataset, model, trainer, plans, validation)
+
+
+EARLY_STOPPING_KEYS = ("eval_every", "patience", "validation_size")
+
+
+def _check_early_stopping(options: Any) -> dict | None:
+  if options is None:
+    return None
+  options = _plain(options)
+  if not isinstance(options, dict) or set(options) != set(EARLY_STOPPING_KEYS):
+    raise ValueError(f"config.ssl.early_stopping must be None or have exactly the keys "
+                     f"{', '.join(EARLY_STOPPING_KEYS)}, got {options!r}")
+  for key in EARLY_STOPPING_KEYS:
+    value = options[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+      raise ValueError(f"config.ssl.early_stopping.{key} must be a positive integer, "
+                       f"got {value!r}")
+  return options
+
+
+def _hold_out_validation(dataset: Any, options: Any, *, seed: int) -> tuple[Any, Any]:
+  """Removes a stratified validation split from the pool when early stopping is on.
+
+  The held-out samples can never be queried; their labels serve only the stopping rule,
+  so the test split is never looked at during training (CRC §4.1 stops on validation
+  accuracy).
+  """
+  import dataclasses
+
+  import numpy as np
+
+  from assljax.data.dataset import Split, stratified_indices, subsample_rng
+  options = _check_early_stopping(options)
+  if options is None:
+    return dataset, None
+  size, n = options["validation_size"], len(dataset.train.y)
+  if size >= n:
+    raise ValueError(f"config.ssl.early_stopping.validation_size={size} leaves no pool "
+                     f"out of {n} training samples")
+  held = np.sort(stratified_indices(np.asarray(dataset.train.y), size,
+                                    subsample_rng(seed, "validation")))
+  keep = np.setdiff1d(np.arange(n), held)
+  train = Split(*(np.asarray(a)[keep] for a in dataset.train))
+  waveforms = getattr(dataset, "train_waveforms", None)
+  changes = dict(train=train)
+  if waveforms is not None:
+    changes["train_waveforms"] = np.asarray(waveforms)[keep]
+  validation = (np.asarray(dataset.train.x)[held], np.asarray(dataset.train.y)[held])
+  return dataclasses.replace(dataset, **changes), validation
 
 
 def make_plan(config: ml_collections.ConfigDict, label: str, model: Any, dataset: Any) -> RunPlan:
@@ -192,7 +294,8 @@ def make_plan(config: ml_collections.ConfigDict, label: str, model: Any, dataset
   schedule = Schedule.make(mode=options.get("mode", config.al.mode),
                            initial_per_class=config.al.initial_per_class,
                            query_size=config.al.query_size, budget=config.al.budget,
-                           num_classes=dataset.num_classes, pool_size=len(dataset.train.y))
+                           num_classes=dataset.num_classes, pool_size=len(dataset.train.y),
+                           initial_sampling=config.al.get("initial_sampling", "balanced"))
   factory = _kernel_factory(options.get("kernel", None), model, dataset,
                             _plain(config.model.get("options", {})))
   return RunPlan(strategy, schedule, factory)
@@ -223,7 +326,8 @@ def _optimizer(ssl_config: ml_collections.ConfigDict):
                    weight_decay=5e-4 if weight_decay is None else weight_decay)
   if name == "adam":
     return ssl.adam(2e-3 if lr is None else lr,
-                    weight_decay=0.02 if weight_decay is None else weight_decay)
+                    weight_decay=0.02 if weight_decay is None else weight_decay,
+                    end_lr=ssl_config.get("end_lr"), total_steps=ssl_config.total_steps)
   raise ValueError(f"ssl.optimizer must be None, 'sgd' or 'adam', got {name!r}")
 
 
@@ -241,6 +345,18 @@ def _kernel_factory(kind: str | None, model: Any, dataset: Any, model_options: d
   param_filter = "last_layer" if kind == "last_layer" else "all"
   return lambda apply_fn, params, embed_fn: Kernel.empirical(
       apply_fn, params, param_filter=param_filter, embed_fn=embed_fn, num_classes=num_classes)
+
+
+def training_inputs(config: ml_collections.ConfigDict, dataset: Any) -> Any:
+  """What training samples from: the pool's waveforms when audio augmentations are on
+  (``ssl.augment.audio``; they turn waveforms into spectrograms), else None (the pool)."""
+  if not config.ssl.augment.get("audio", False):
+    return None
+  waveforms = getattr(dataset, "train_waveforms", None)
+  if waveforms is None:
+    raise ValueError(f"ssl.augment.audio needs an audio dataset with waveforms; "
+                     f"{dataset.name} has none")
+  return waveforms
 
 
 def run_dir(workdir: str, label: str, seed: int) -> str:
@@ -295,12 +411,21 @@ def run_experiment(prepared: Prepared, workdir: str, *, log: Callable[[str], Non
   touched, with the records of all runs.
   """
   from assljax import parallel
-  config, dataset, model, trainer, plans = prepared
+  config, dataset, model, trainer, plans, validation = prepared
   with parallel.use_mesh(trainer.mesh):  # acquisitions split pool scoring over the mesh
-    return _run_all(config, dataset, model, trainer, plans, workdir, log)
+    return _run_all(config, dataset, model, trainer, plans, workdir, log, validation)
 
 
-def _run_all(config, dataset, model, trainer, plans, workdir, log) -> RunStatus:
+def _early_stopping(config: ml_collections.ConfigDict, validation: Any):
+  from assljax.loop.round import EarlyStopping
+  options = _check_early_stopping(config.ssl.get("early_stopping"))
+  if options is None:
+    return None
+  return EarlyStopping(options["eval_every"], options["patience"], *validation)
+
+
+def _run_all(config, dataset, model, trainer, plans, workdir, log, validation=None
+             ) -> RunStatus:
   status = RunStatus("done", [], [])
   for label, seed in runs(config):
     plan = plans[label]
@@ -311,7 +436,10 @@ def _run_all(config, dataset, model, trainer, plans, workdir, log) -> RunStatus:
         checkpoint_every=config.checkpoint_every, kernel_factory=plan.kernel_factory,
         experiment=config.experiment, label=label, eval_batch_size=config.eval_batch_size,
         progress=config.progress, log=log,
-        on_checkpoint=lambda _: collect_results(workdir, config))
+        on_checkpoint=lambda _: collect_results(workdir, config),
+        train_x=training_inputs(config, dataset),
+        initial_trials=int(config.al.get("initial_trials", 1)),
+        early_stopping=_early_stopping(config, validation))
     if status.status == "awaiting_labels":
       return status._replace(records=collect_results(workdir, config))
   return status._replace(records=collect_results(workdir, config))

@@ -35,10 +35,25 @@ from assljax.loop import oracle as oracle_lib
 from assljax.loop.checkpoint import Checkpoints
 from assljax.loop.state import ACQUIRE, TRAIN_INIT, LoopState, Schedule, round_key
 from assljax.models.core import Model
-from assljax.ssl.train import Trainer, evaluate, make_data
+from assljax.ssl.train import Trainer, TrainingDiverged, evaluate, make_data
 
 _log = logging.getLogger(__name__)
 KernelFactory = Callable[[Callable, Any, Callable], Any]
+
+
+class EarlyStopping(NamedTuple):
+  """Ends a round's training once validation accuracy stopped improving (CRC §4.1).
+
+  Attributes:
+    eval_every: steps between evaluations of the EMA weights on the validation split.
+    patience: steps without a new best validation accuracy after which training stops
+      (CRC: 50 epochs of 1,024 steps); ``train_steps`` stays the maximum.
+    x, y: the validation split, ``(n, ...)`` inputs and ``(n,)`` labels.
+  """
+  eval_every: int
+  patience: int
+  x: Any
+  y: Any
 
 
 class RunStatus(NamedTuple):
@@ -82,7 +97,9 @@ def run_loop(*, workdir: str, dataset: Dataset, model: Model, trainer: Trainer, 
              kernel_factory: KernelFactory | None = None, experiment: str = "",
              label: str | None = None, eval_batch_size: int = 1024, progress: bool = True,
              log: Callable[[str], None] = print,
-             on_checkpoint: Callable[[list], None] | None = None) -> RunStatus:
+             on_checkpoint: Callable[[list], None] | None = None,
+             train_x: Any = None, initial_trials: int = 1,
+             early_stopping: EarlyStopping | None = None) -> RunStatus:
   """Runs (or resumes) one active-learning run in ``workdir``.
 
   Args:
@@ -103,14 +120,41 @@ def run_loop(*, workdir: str, dataset: Dataset, model: Model, trainer: Trainer, 
     progress: show progress bars.
     log: where the one-line summaries go.
     on_checkpoint: called with the records so far after every checkpoint.
+    train_x: ``(N, ...)`` training inputs of the pool samples when they differ from the
+      model's inputs ``dataset.train.x`` (audio: waveforms that the training augmentations
+      turn into spectrograms); None trains on ``dataset.train.x``. Evaluation and
+      acquisition always use ``dataset.train.x`` / ``dataset.test.x``.
+    initial_trials: ``K``; the first round that trains (round 0, or round 1 after a
+      zero-shot first query) trains ``K`` models from different initializations on the
+      same labels and keeps the one of median test accuracy (NPC §5.1: "the model that
+      attained median performance across 5 trials"; the lower median for even ``K``).
+      Every strategy of a seed shares that round's labels and seeds, so it keeps the same
+      model whatever the strategy: the choice favours none. The median trial is trained
+      again when it was not the last (training is deterministic), so the round costs
+      ``K`` or ``K + 1`` trainings.
+    early_stopping: evaluate on a validation split every ``eval_every`` steps and end
+      the round's training after ``patience`` steps without improvement (at most
+      ``train_steps``); the weights at the stop are the round's model. None trains
+      ``train_steps`` steps.
 
   Returns:
     A :class:`RunStatus`.
+
+  Raises:
+    TrainingDiverged: (a ``ValueError``) training produced a non-finite loss or
+      parameters; the message names the run, round and step, and the last checkpoint
+      (all finite) is kept, so nothing saved is lost.
   """
   if oracle not in ("simulated", "human"):
     raise ValueError(f"oracle must be 'simulated' or 'human', got {oracle!r}")
   if train_steps < 1 or checkpoint_every < 1:
     raise ValueError("train_steps and checkpoint_every must be positive integers")
+  if isinstance(initial_trials, bool) or not isinstance(initial_trials, int) \
+      or initial_trials < 1:
+    raise ValueError(f"initial_trials must be a positive integer, got {initial_trials!r}")
+  if train_x is not None and np.shape(train_x)[0] != dataset.train.y.shape[0]:
+    raise ValueError(f"train_x has {np.shape(train_x)[0]} rows but the pool has "
+                     f"{dataset.train.y.shape[0]}")
   os.makedirs(workdir, exist_ok=True)
   label = label or strategy.name
   num_classes = dataset.num_classes
@@ -119,18 +163,23 @@ def run_loop(*, workdir: str, dataset: Dataset, model: Model, trainer: Trainer, 
   base_key = jax.random.key_data(jax.random.PRNGKey(seed))
   checkpoints = Checkpoints(os.path.join(workdir, "checkpoints"))
 
+  x_train = x_pool if train_x is None else jnp.asarray(train_x)
+  first_trained_round = 1 if schedule.zero_shot else 0
+
   def ssl_data(state: LoopState):
-    return make_data(x_pool, np.maximum(np.asarray(state.labels), 0), state.labeled_mask,
+    return make_data(x_train, np.maximum(np.asarray(state.labels), 0), state.labeled_mask,
                      labeled_capacity=dataset.train.y.shape[0], num_classes=num_classes)
 
-  def fresh_train_state(state: LoopState, round_index: int, variables=None):
+  def fresh_train_state(state: LoopState, round_index: int, variables=None, trial: int = 0):
     key = round_key(base_key, round_index, TRAIN_INIT)
+    if trial:
+      key = jax.random.fold_in(key, trial)
     if state.labeled_mask.any():
       return trainer.init(key, ssl_data(state), variables=variables)
     # Zero-shot with no initial labels: there is nothing to train on yet, but the
     # state still needs its shapes (the algorithm state is sized by the pool).
     everything = np.ones_like(state.labeled_mask)
-    return trainer.init(key, make_data(x_pool, np.zeros_like(state.labels), everything),
+    return trainer.init(key, make_data(x_train, np.zeros_like(state.labels), everything),
                         variables=variables)
 
   def save(state: LoopState, meta: dict, extra: Any = None) -> None:
@@ -149,7 +198,7 @@ def run_loop(*, workdir: str, dataset: Dataset, model: Model, trainer: Trainer, 
   # ============================ start or resume ============================
   if checkpoints.latest_step() is None:
     pool = initial_pool(dataset.train.y, schedule.initial_per_class, key=seed,
-                        num_classes=num_classes)
+                        num_classes=num_classes, sampling=schedule.initial_sampling)
     state = LoopState(round=jnp.asarray(0, jnp.int32), labeled_mask=pool.labeled_mask,
                       labels=pool.labels, key=base_key, train=None)
     state = state._replace(train=fresh_train_state(state, 0))
@@ -185,19 +234,67 @@ def run_loop(*, workdir: str, dataset: Dataset, model: Model, trainer: Trainer, 
       started = time.perf_counter()
 
       def checkpoint_training(train_state, record):
-        del record
         nonlocal started
+        if early_stopping is not None and "eval" in record:
+          best = meta.setdefault("early_stopping", {"best": -1.0, "best_step": 0})
+          if record["eval"]["accuracy"] > best["best"]:
+            best.update(best=float(record["eval"]["accuracy"]), best_step=int(record["step"]))
         meta["train_seconds"] += time.perf_counter() - started
         started = time.perf_counter()
         save(state._replace(train=train_state), meta, extra=_wrap(strategy_state))
 
-      remaining = train_steps - int(state.train.step)
-      train_state = trainer.train(
-          state.train, data, remaining, chunk_steps=checkpoint_every,
-          callback=checkpoint_training, progress=progress, description=prefix)
-      state = state._replace(train=train_state)
-      meta["train_seconds"] += time.perf_counter() - started
-      meta["current"] = {**evaluation(state), "training_seconds": meta["train_seconds"]}
+      def patience_spent(step: int) -> bool:
+        best = meta.get("early_stopping")
+        return (early_stopping is not None and best is not None
+                and step - best["best_step"] >= early_stopping.patience)
+
+      es_options = {} if early_stopping is None else dict(
+          eval_every=early_stopping.eval_every, eval_data=(early_stopping.x, early_stopping.y),
+          should_stop=lambda record: patience_spent(int(record["step"])))
+
+      trials = initial_trials if round_index == first_trained_round else 1
+      while True:
+        done = int(state.train.step)
+        remaining = 0 if patience_spent(done) else train_steps - done
+        try:
+          train_state = trainer.train(
+              state.train, data, remaining, chunk_steps=checkpoint_every,
+              callback=checkpoint_training, progress=progress, description=prefix,
+              eval_batch_size=eval_batch_size, **es_options)
+        except TrainingDiverged as err:
+          raise TrainingDiverged(err.step, (
+              f"{prefix}: training diverged at step {err.step} (non-finite loss or "
+              f"parameters); the last finite checkpoint is kept in "
+              f"{checkpoints.directory}")) from None
+        state = state._replace(train=train_state)
+        meta["train_seconds"] += time.perf_counter() - started
+        started = time.perf_counter()
+        if patience_spent(int(state.train.step)) and int(state.train.step) < train_steps:
+          best = meta["early_stopping"]
+          log(f"{prefix}: early stop at step {int(state.train.step)} (best validation "
+              f"accuracy {100 * best['best']:.2f}% at step {best['best_step']})")
+        meta.pop("early_stopping", None)
+        meta["current"] = {**evaluation(state), "training_seconds": meta["train_seconds"]}
+        if trials == 1:
+          break
+        # Median of `trials` models (NPC §5.1); "trial_accuracies" lists finished ones.
+        accuracies = meta.setdefault("trial_accuracies", [])
+        if "trial_pick" in meta:
+          break  # the median trial, trained again
+        accuracies.append(meta["current"]["test_accuracy"])
+        if len(accuracies) < trials:
+          trial = len(accuracies)
+        else:
+          order = sorted(range(trials), key=lambda k: (accuracies[k], k))
+          meta["trial_pick"] = order[(trials - 1) // 2]
+          log(f"{prefix}: {trials} initial trials, test accuracy "
+              f"{', '.join(f'{100 * a:.2f}%' for a in accuracies)}; keeping trial "
+              f"{meta['trial_pick']} (median)")
+          if meta["trial_pick"] == trials - 1:
+            break
+          trial = meta["trial_pick"]
+        state = state._replace(train=fresh_train_state(state, round_index, trial=trial))
+        save(state, meta, extra=_wrap(strategy_state))
       meta["phase"] = "acquire"
       save(state, meta, extra=_wrap(strategy_state))
 

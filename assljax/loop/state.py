@@ -16,6 +16,7 @@ from assljax.data.pool import Pool
 from assljax.ssl.train import TrainState
 
 PHASES = ("train", "acquire", "label", "done")
+MODES = ("sequential", "random_init_first", "single_shot", "zero_shot")
 
 
 class Schedule(NamedTuple):
@@ -25,32 +26,51 @@ class Schedule(NamedTuple):
     initial_per_class: ``Q0``, balanced labels per class before the first query.
     query_sizes: labels bought after each round's evaluation, in order.
     zero_shot: acquire ``query_sizes[0]`` before any training, with the randomly
-      initialized network (NPC §5.4); round 0 then reports the untrained model.
+      initialized network (NPC §5.4, CRC's "randomly initialized model"); round 0 then
+      reports the untrained model.
+    initial_sampling: ``"balanced"`` (``initial_per_class`` of every class) or ``"iid"``
+      (``initial_per_class * C`` uniformly at random; dynamicAL).
   """
   initial_per_class: int
   query_sizes: tuple[int, ...]
   zero_shot: bool = False
+  initial_sampling: str = "balanced"
 
   @classmethod
   def make(cls, *, mode: str, initial_per_class: int, query_size: int, budget: int,
-           num_classes: int, pool_size: int) -> "Schedule":
-    """The schedule of ``mode`` ("sequential", "single_shot" or "zero_shot").
+           num_classes: int, pool_size: int, initial_sampling: str = "balanced"
+           ) -> "Schedule":
+    """The schedule of ``mode`` (one of :data:`MODES`).
 
-    ``budget`` counts all labels, the initial ones included. Sequential buys
-    ``query_size`` per round until the budget is reached; single-shot trains once on
-    the initial labels and buys the rest at once; zero-shot buys the rest at once
-    before any training.
+    ``budget`` counts all labels, the initial ones included.
+
+    * ``"sequential"``: train on the initial labels, buy ``query_size``, retrain, ...
+      until the budget is reached (needs initial labels).
+    * ``"random_init_first"``: the first query of ``query_size`` is made by the randomly
+      initialized network, before any training, then sequentially by the trained model
+      (CRC Tab. 1 left half and Fig. 2, "randomly initialized model"); usually with no
+      initial labels (``initial_per_class=0``).
+    * ``"single_shot"``: train once on the initial labels and buy the rest at once.
+    * ``"zero_shot"``: buy the rest at once before any training (NPC Tab. 3).
     """
     from assljax.data.pool import validate_query_plan
 
+    if initial_sampling not in ("balanced", "iid"):
+      raise ValueError(f"initial_sampling must be 'balanced' or 'iid', got "
+                       f"{initial_sampling!r}")
+    if mode not in MODES:
+      raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
     plan = validate_query_plan(pool_size, num_classes, initial_per_class, query_size, budget)
-    if mode == "sequential":
+    if plan.initial == 0 and mode in ("sequential", "single_shot"):
+      raise ValueError(f"mode {mode!r} trains on the initial labels first, and "
+                       f"initial_per_class is 0; use mode 'random_init_first' (or "
+                       f"'zero_shot') to let the untrained network make the first query")
+    if mode in ("sequential", "random_init_first"):
       sizes = (plan.query_size,) * plan.num_rounds
-    elif mode in ("single_shot", "zero_shot"):
-      sizes = (plan.budget - plan.initial,) if plan.budget > plan.initial else ()
     else:
-      raise ValueError(f"mode must be 'sequential', 'single_shot' or 'zero_shot', got {mode!r}")
-    return cls(initial_per_class, tuple(int(s) for s in sizes), mode == "zero_shot")
+      sizes = (plan.budget - plan.initial,) if plan.budget > plan.initial else ()
+    return cls(initial_per_class, tuple(int(s) for s in sizes),
+               mode in ("zero_shot", "random_init_first"), initial_sampling)
 
 
 class LoopState(NamedTuple):

@@ -1,4 +1,5 @@
-"""Small CIFAR-tutorial-style CNN: three conv layers and a dense layer (dynamicAL)."""
+"""Small CNNs: ``"cnn"`` (three 3x3 conv layers and a dense layer) and ``"tutorial_cnn"``
+(the PyTorch CIFAR-10 tutorial network that dynamicAL's App. C.1 uses)."""
 
 from __future__ import annotations
 
@@ -41,3 +42,41 @@ class CNN(nnx.Module):
 def _cnn(rngs, *, num_classes, input_shape, channels=(32, 64, 64), hidden=128):
   return CNN(rngs, num_classes=num_classes, input_shape=input_shape,
              channels=tuple(channels), hidden=hidden)
+
+
+class TutorialCNN(nnx.Module):
+  """The PyTorch CIFAR-10 tutorial network, dynamicAL's "simple CNN" (its App. C.1).
+
+  ``Conv5x5(6) -> ReLU -> MaxPool2 -> Conv5x5(16) -> ReLU -> MaxPool2 -> Dense(120) ->
+  ReLU -> Dense(84) -> ReLU -> head``, convolutions without padding (PyTorch's
+  ``nn.Conv2d`` default), so 32x32x3 inputs give 5x5x16 = 400 features before the dense
+  layers and 62,006 parameters on 10 classes.
+  """
+
+  def __init__(self, rngs: nnx.Rngs, *, num_classes: int, input_shape: tuple[int, ...]):
+    height, width, in_channels = input_shape
+    self.conv1 = nnx.Conv(in_channels, 6, (5, 5), padding="VALID", rngs=rngs)
+    self.conv2 = nnx.Conv(6, 16, (5, 5), padding="VALID", rngs=rngs)
+    for _ in range(2):
+      height, width = (height - 4) // 2, (width - 4) // 2
+    if height < 1 or width < 1:
+      raise ValueError(f"the tutorial CNN needs inputs of at least 16x16, got {input_shape}")
+    self.fc1 = nnx.Linear(height * width * 16, 120, rngs=rngs)
+    self.fc2 = nnx.Linear(120, 84, rngs=rngs)
+    self.head = nnx.Linear(84, num_classes, rngs=rngs)
+
+  def features(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+    del train  # no BatchNorm or dropout
+    pool = lambda v: nnx.max_pool(v, window_shape=(2, 2), strides=(2, 2), padding="VALID")
+    x = pool(jax.nn.relu(self.conv1(x)))
+    x = pool(jax.nn.relu(self.conv2(x)))
+    x = jax.nn.relu(self.fc1(x.reshape((x.shape[0], -1))))
+    return jax.nn.relu(self.fc2(x))
+
+  def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+    return self.head(self.features(x, train=train))
+
+
+@register("tutorial_cnn")
+def _tutorial_cnn(rngs, *, num_classes, input_shape):
+  return TutorialCNN(rngs, num_classes=num_classes, input_shape=input_shape)

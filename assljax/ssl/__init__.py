@@ -11,11 +11,14 @@
 Each algorithm is a pure loss on a batch (:mod:`assljax.ssl.algorithm`); the engine
 (:mod:`assljax.ssl.train`) samples batches on device, runs jitted chunks of steps and
 keeps the whole training state in one orbax-ready pytree. On-device augmentation lives
-in :mod:`assljax.ssl.augment`.
+in :mod:`assljax.ssl.augment` (images) and :mod:`assljax.ssl.audio_augment` (waveforms,
+then the log-mel transform).
 """
 
 from assljax.ssl.algorithm import (
     Algorithm, Batch, LossContext, linear_rampup, no_augment, sigmoid_rampup)
+from assljax.ssl.audio_augment import (
+    audio_augmentations, audio_strong, audio_weak, augment_waveforms, log_mel_spectrogram)
 from assljax.ssl.darp import (
     DarpState, darp_prescale, fixmatch_darp, refine_pseudo_labels)
 from assljax.ssl.ema import ema_update, mean_teacher_decay
@@ -28,8 +31,9 @@ from assljax.ssl.train import SSLData, Trainer, TrainState, evaluate, make_data,
 
 __all__ = [
     "Algorithm", "Batch", "DarpState", "LossContext", "SSLData", "TrainState", "Trainer",
-    "adam", "darp_prescale", "ema_update", "evaluate", "fixmatch", "fixmatch_darp",
-    "fixmatch_schedule", "kernel_mask", "linear_rampup", "make_data", "make_trainer",
-    "mean_teacher", "mean_teacher_decay", "mixmatch", "mixup", "no_augment",
+    "adam", "audio_augmentations", "audio_strong", "audio_weak", "augment_waveforms",
+    "darp_prescale", "ema_update", "evaluate", "fixmatch", "fixmatch_darp",
+    "fixmatch_schedule", "kernel_mask", "linear_rampup", "log_mel_spectrogram", "make_data",
+    "make_trainer", "mean_teacher", "mean_teacher_decay", "mixmatch", "mixup", "no_augment",
     "refine_pseudo_labels", "sgd", "sharpen", "sigmoid_rampup", "supervised",
 ]

@@ -24,6 +24,8 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from assljax._validation import check_number
+
 PyTree = Any
 Forward = Callable[[PyTree, PyTree, jax.Array], tuple[jax.Array, PyTree]]
 Augment = Callable[[jax.Array, jax.Array], jax.Array]
@@ -136,7 +138,5 @@ def default_strong() -> Augment:
 
 
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
-  ok = value >= 0 if allow_zero else value > 0
-  if not ok:
-    bound = ">= 0" if allow_zero else "> 0"
-    raise ValueError(f"{name} must be {bound}, got {value!r}.")
+  """A finite number ``> 0`` (``>= 0`` with ``allow_zero``), else one-sentence ValueError."""
+  check_number(name, value, low=0.0, include_low=allow_zero)

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from assljax._validation import check_number
 from assljax.ssl.algorithm import Algorithm, Augment, check_positive, default_strong, default_weak
 from assljax.ssl.fixmatch import fixmatch_loss
 
@@ -163,8 +164,12 @@ def fixmatch_darp(*, threshold: float = 0.95, lambda_u: float = 1.0, mu: int = 7
     num_iters, num_newton: solver iterations (:func:`refine_pseudo_labels`).
     alpha: the reference's pre-scaling quota factor (2), or None.
   """
+  check_number("threshold", threshold, low=0.0, high=1.0)
+  check_positive("lambda_u", lambda_u, allow_zero=True)
   check_positive("refine_every", refine_every)
   check_positive("warmup_steps", warmup_steps, allow_zero=True)
+  if alpha is not None:
+    check_positive("alpha", alpha)
   if target_distribution is not None:
     target_distribution = jnp.asarray(target_distribution, jnp.float32)
     if target_distribution.ndim != 1 or bool(jnp.any(target_distribution <= 0)):

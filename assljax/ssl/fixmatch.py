@@ -19,6 +19,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
+from assljax._validation import check_number
 from assljax.ssl.algorithm import (
     Algorithm, Augment, check_positive, cross_entropy, default_strong, default_weak)
 
@@ -72,8 +73,7 @@ def fixmatch(*, threshold: float = 0.95, lambda_u: float = 1.0, mu: int = 7,
   Returns:
     An :class:`~assljax.ssl.algorithm.Algorithm` (Nesterov SGD, lr 0.03, wd 5e-4).
   """
-  if not 0.0 <= threshold <= 1.0:
-    raise ValueError(f"threshold must be in [0, 1], got {threshold!r}.")
+  check_number("threshold", threshold, low=0.0, high=1.0)
   check_positive("lambda_u", lambda_u, allow_zero=True)
   if int(mu) < 1:
     raise ValueError(f"mu must be a positive integer for FixMatch, got {mu!r}.")

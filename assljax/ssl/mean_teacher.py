@@ -19,6 +19,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from assljax._validation import check_number
 from assljax.ssl.algorithm import (
     Algorithm, Augment, check_positive, cross_entropy, default_weak, sigmoid_rampup)
 from assljax.ssl.ema import mean_teacher_decay
@@ -45,6 +46,8 @@ def mean_teacher(*, consistency: float = 100.0, rampup_steps: int = 16384, mu: i
   """
   check_positive("consistency", consistency, allow_zero=True)
   check_positive("rampup_steps", rampup_steps, allow_zero=True)
+  check_number("ema_during_rampup", ema_during_rampup, low=0.0, high=1.0)
+  check_number("ema_after_rampup", ema_after_rampup, low=0.0, high=1.0)
   if int(mu) < 0:
     raise ValueError(f"mu must be a non-negative integer, got {mu!r}.")
   weak = weak or default_weak()

@@ -51,6 +51,7 @@ import numpy as np
 import optax
 
 from assljax import parallel
+from assljax._validation import check_number
 from assljax._chunking import chunked_map
 from assljax.models.core import Model, Variables
 from assljax.ssl import optim
@@ -58,6 +59,31 @@ from assljax.ssl.algorithm import Algorithm, Batch, LossContext
 from assljax.ssl.ema import ema_update
 
 PyTree = Any
+
+# The chunk metric holding the first step whose loss, metrics or parameters were not
+# finite (+inf when none was).
+NONFINITE_KEY = "first_nonfinite_step"
+_NONFINITE_POLL = 32
+
+
+class TrainingDiverged(ValueError):
+  """Training produced a non-finite loss or parameters at ``step`` (0-based, absolute).
+
+  :meth:`Trainer.train` raises it at the end of the chunk where it happened (a device
+  loop stops at that step; a host loop within a few dozen steps), *before* the chunk's
+  callback, so a checkpoint written by the callback never holds non-finite weights.
+  """
+
+  def __init__(self, step: int, message: str | None = None):
+    self.step = int(step)
+    super().__init__(message or f"training diverged: non-finite loss or parameters at "
+                                f"step {self.step}")
+
+
+def _all_finite(tree: PyTree) -> jax.Array:
+  leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(tree)
+            if jnp.issubdtype(leaf.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
 class SSLData(NamedTuple):
@@ -219,14 +245,19 @@ class Trainer:
     state, data = self.place(state), self.place(data)
     if "metrics" not in self.cache:  # the metrics' names and shapes, traced once
       self.cache["metrics"] = jax.eval_shape(self.train_step, state, data)[1]
-    total = self.place({k: jnp.zeros(v.shape, v.dtype) for k, v in self.cache["metrics"].items()})
+    total = self.place({k: jnp.full(v.shape, jnp.inf if k == NONFINITE_KEY else 0, v.dtype)
+                        for k, v in self.cache["metrics"].items()})
     if self.device_loop:
       state, total = self.loop_fn(state, data, jnp.asarray(num_steps, jnp.int32), total)
     else:
-      for _ in range(int(num_steps)):
+      for done in range(int(num_steps)):
         state, total = self.step_fn(state, data, total)
+        # One host sync every few dozen steps: cheap next to a step, and a diverged run
+        # stops within a few steps instead of at the end of the chunk.
+        if (done + 1) % _NONFINITE_POLL == 0 and not np.isinf(float(total[NONFINITE_KEY])):
+          break
     scale = 1.0 / max(int(num_steps), 1)
-    return state, {k: v * scale for k, v in total.items()}
+    return state, {k: v if k == NONFINITE_KEY else v * scale for k, v in total.items()}
 
   def init(self, key: jax.Array, data: SSLData, *, variables: Variables | None = None
            ) -> TrainState:
@@ -266,7 +297,8 @@ class Trainer:
             chunk_steps: int = 1000, callback: Callable[[TrainState, dict], Any] | None = None,
             eval_every: int | None = None, eval_data: tuple[Any, Any] | None = None,
             eval_batch_size: int = 1024, progress: bool = True,
-            description: str | None = None) -> TrainState:
+            description: str | None = None,
+            should_stop: Callable[[dict], bool] | None = None) -> TrainState:
     """Runs ``num_steps`` steps from ``state.step``; returns the new state.
 
     ``state`` is donated: its buffers are reused, so keep only the returned state.
@@ -287,6 +319,12 @@ class Trainer:
       eval_batch_size: chunk size of the evaluation.
       progress: show a tqdm progress bar.
       description: the bar's label (default: the algorithm's name).
+      should_stop: ``should_stop(record) -> bool`` after every chunk's callback; True
+        ends training there (early stopping on the evaluation in ``record``).
+
+    Raises:
+      TrainingDiverged: a step produced a non-finite loss, metric or parameter; raised
+        before that chunk's callback, with the step number.
     """
     if num_steps < 0:
       raise ValueError(f"num_steps must be >= 0, got {num_steps!r}.")
@@ -307,6 +345,9 @@ class Trainer:
         if eval_every:
           stop = min(stop, (current // eval_every + 1) * eval_every)
         state, metrics = self.run_chunk(state, data, stop - current)
+        first_bad = float(metrics.pop(NONFINITE_KEY))
+        if not np.isinf(first_bad):
+          raise TrainingDiverged(int(first_bad))
         record = {"step": stop, **{k: float(v) for k, v in metrics.items()}}
         if eval_data is not None and eval_every and (stop % eval_every == 0 or stop == end):
           with parallel.use_mesh(self.mesh):
@@ -320,6 +361,8 @@ class Trainer:
         current = stop
         if callback is not None:
           callback(state, record)
+        if should_stop is not None and should_stop(record):
+          break
     finally:
       bar.close()
     return state
@@ -365,8 +408,7 @@ def make_trainer(model: Model, algorithm: Algorithm, *, batch_size: int = 64,
   """
   if batch_size < 1:
     raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-  if not 0.0 <= ema_decay <= 1.0:
-    raise ValueError(f"ema_decay must be in [0, 1], got {ema_decay!r}.")
+  ema_decay = check_number("ema_decay", ema_decay, low=0.0, high=1.0)
   mu = algorithm.mu if mu is None else int(mu)
   if mu < 0 or (algorithm.mu > 0 and mu == 0):
     raise ValueError(f"mu must be a positive integer for {algorithm.name}, got {mu!r}.")
@@ -420,17 +462,29 @@ def make_trainer(model: Model, algorithm: Algorithm, *, batch_size: int = 64,
         ema_params=ema_update(state.ema_params, params, decay),
         ema_batch_stats=ema_update(state.ema_batch_stats, new_stats, decay),
         algo_state=algo_state, key=state.key)
-    return new_state, {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
+    metrics = {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in metrics.values()]
+                               + [_all_finite(params)]))
+    metrics[NONFINITE_KEY] = jnp.where(finite, jnp.inf, state.step.astype(jnp.float32))
+    return new_state, metrics
 
   def accumulate(state: TrainState, data: SSLData, total: dict):
     state, metrics = train_step(state, data)
-    return state, jax.tree_util.tree_map(jnp.add, total, metrics)
+    return state, {k: (jnp.minimum if k == NONFINITE_KEY else jnp.add)(total[k], metrics[k])
+                   for k in total}
 
   def device_loop_fn(state: TrainState, data: SSLData, num_steps: jax.Array, total: dict):
-    def body(_, carry):
-      return accumulate(carry[0], data, carry[1])
+    # Stops at the first step whose loss or parameters are not finite.
+    def cond(carry):
+      return (carry[0] < num_steps) & jnp.isinf(carry[2][NONFINITE_KEY])
 
-    return jax.lax.fori_loop(0, num_steps, body, (state, total))
+    def body(carry):
+      i, state, total = carry
+      state, total = accumulate(state, data, total)
+      return i + 1, state, total
+
+    _, state, total = jax.lax.while_loop(cond, body, (jnp.zeros((), jnp.int32), state, total))
+    return state, total
 
   if device_loop is None:
     device_loop = jax.default_backend() != "cpu"

@@ -61,7 +61,7 @@ def protocol(config, *, dataset: str, initial_per_class: int, rounds: int,
                                                       cutout_fraction=0.5))
   num_classes = {"speech_commands": 12, "spoken_digit": 10}[dataset]
   initial = initial_per_class * num_classes
-  config.al = dict(initial_per_class=initial_per_class, query_size=Q,
+  config.al.update(initial_per_class=initial_per_class, query_size=Q,
                    budget=initial + rounds * Q, mode="sequential")
   for label, name in BASELINES.items():
     common.add_strategy(config, label, name=name)

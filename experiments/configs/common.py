@@ -29,6 +29,9 @@ SHARED_CIFAR10 = os.path.normpath(os.path.join(_REPO_ROOT, "..", "shared", "data
 # Reference schedules (DESIGN §5).
 FIXMATCH_STEPS = 2 ** 20
 CHECKPOINT_EVERY = 10_000
+# ALBL as the NPC (§5.2) and dynamicAL (App. E.1) papers describe it: a two-armed bandit over
+# least confidence and Coreset (the strategy's default adds DeepAL's random arm).
+ALBL_TWO_ARMS = ("confidence", "coreset")
 
 
 def new_config(experiment: str) -> ml_collections.ConfigDict:
@@ -180,21 +183,33 @@ def fixmatch(config: ml_collections.ConfigDict, *, weight_decay: float | None = 
   config.checkpoint_every = CHECKPOINT_EVERY
 
 
+# runlocal keeps the median-of-K first round (NPC §5.1) as a code path with at most this K.
+RUNLOCAL_TRIALS = 3
+
+
 def runlocal(config: ml_collections.ConfigDict, *, num_classes: int, rounds: int = 2,
              steps: int = 200, max_train: int = 2000, max_test: int = 500) -> None:
   """Shrinks a full config so that it finishes on 2 CPU cores, keeping its code paths.
 
-  Same dataset, algorithm, strategies, modes and kernels; fewer training steps, a
-  stratified subsample of the pool and test split, ``rounds`` acquisitions, one seed,
-  a small labeled batch. Ramp-ups and warm-ups are scaled to the shorter schedule.
-  Call it last (it reads ``al`` and ``ssl.options``). Single- and zero-shot labels buy
-  ``budget - initial = rounds * query_size`` at once.
+  Same dataset, algorithm, strategies, modes, kernels and initial sampling; fewer
+  training steps, a stratified subsample of the pool and test split, ``rounds``
+  acquisitions, one seed, a small labeled batch, at most ``RUNLOCAL_TRIALS`` initial
+  trials. Ramp-ups, warm-ups and early stopping (``ssl.early_stopping``: evaluation every
+  ``steps // 4`` steps, patience ``steps // 2``, at most 200 validation samples) are
+  scaled to the shorter schedule. Call it last (it reads ``al`` and ``ssl``). Single- and
+  zero-shot labels buy ``budget - initial = rounds * query_size`` at once.
 
   Args:
     num_classes: ``C`` of the dataset (the budget counts ``initial_per_class * C``).
   """
   initial = config.al.initial_per_class * num_classes
   config.al.budget = initial + rounds * config.al.query_size
+  if config.al.get("initial_trials", 1) > RUNLOCAL_TRIALS:
+    config.al.initial_trials = RUNLOCAL_TRIALS
+  stopping = config.ssl.get("early_stopping")
+  if stopping is not None:
+    stopping.update(eval_every=max(1, steps // 4), patience=max(1, steps // 2),
+                    validation_size=min(int(stopping.validation_size), 200))
   config.dataset.max_train = max(max_train, 2 * config.al.budget)
   config.dataset.max_test = max_test
   config.ssl.batch_size = 16

@@ -20,12 +20,17 @@ def base_config() -> ml_collections.ConfigDict:
                                                 options=ml_collections.ConfigDict()))
   config.ssl = ml_collections.ConfigDict(dict(
       algorithm="fixmatch", options=ml_collections.ConfigDict(), batch_size=64, mu=None,
-      optimizer=None, lr=None, weight_decay=None, total_steps=2 ** 20, ema_decay=0.999,
+      optimizer=None, lr=None, end_lr=None, weight_decay=None, total_steps=2 ** 20,
+      ema_decay=0.999,
       compute_dtype="float32", steps_per_round=2 ** 20, reinit=True,
+      # None, or dict(eval_every, patience, validation_size): stop a round's training
+      # once accuracy on a split held out of the pool stopped improving (CRC §4.1).
+      early_stopping=None,
       augment=ml_collections.ConfigDict(dict(flip=True, pad=4, num_ops=2,
                                              cutout_fraction=0.5))))
   config.al = ml_collections.ConfigDict(dict(initial_per_class=1, query_size=10, budget=60,
-                                             mode="sequential"))
+                                             mode="sequential", initial_trials=1,
+                                             initial_sampling="balanced"))
   config.strategies = ["random"]
   config.strategy_options = ml_collections.ConfigDict()
   config.seeds = [0]

@@ -27,7 +27,7 @@ def get_config(arg: str | None = None):
   # The reference 0.999 averages over ~1000 steps: longer than a whole round here.
   config.ssl.ema_decay = 0.99
   config.ssl.augment = dict(flip=False, pad=1, num_ops=2, cutout_fraction=0.25)
-  config.al = dict(initial_per_class=1, query_size=10, budget=60, mode="sequential")
+  config.al.update(initial_per_class=1, query_size=10, budget=60, mode="sequential")
   config.strategies = ["random", "npc", "entropy"]
   config.seeds = [0, 1]
   config.checkpoint_every = 400

@@ -213,3 +213,94 @@ def test_audiofolder_errors(tmp_path):
   (empty / "test" / "b").mkdir(parents=True)
   with pytest.raises(ValueError, match="has no WAV files"):
     data.load("audiofolder", root=str(empty))
+
+
+def test_mel_matrix_matches_tensorflow():
+  tf = pytest.importorskip("tensorflow")
+  expected = tf.signal.linear_to_mel_weight_matrix(
+      num_mel_bins=32, num_spectrogram_bins=1025, sample_rate=RATE, lower_edge_hertz=0.0,
+      upper_edge_hertz=RATE / 2).numpy()
+  got = data.mel_weight_matrix()
+  assert got.dtype == np.float32 and got.shape == (1025, 32)
+  np.testing.assert_allclose(got, expected, atol=1e-5)   # TensorFlow computes it in float32
+  assert np.all(got[0] == 0.0)                            # DC bin excluded, as in HTK
+
+
+def test_int16_storage_round_trip():
+  w = np.array([0.0, 0.5, -1.0, 1.0, 1.5, -2.0, 1e-5, 3.1e-5], np.float32)
+  q = audio.waveforms_to_int16(w)
+  assert q.dtype == np.int16
+  np.testing.assert_array_equal(q, [0, 16384, -32768, 32767, 32767, -32768, 0, 1])
+  np.testing.assert_array_equal(audio.waveforms_from_int16(q), q.astype(np.float64) / 32768)
+  # 16-bit PCM survives exactly
+  pcm = np.arange(-32768, 32768, 7, dtype=np.int16)
+  np.testing.assert_array_equal(audio.waveforms_to_int16(audio.waveforms_from_int16(pcm)), pcm)
+
+
+def test_audiofolder_keeps_waveforms_and_background_noise(tmp_path):
+  _audio_tree(tmp_path, lambda split, c, k: 8000 if (split, k) == ("train", 0) else RATE)
+  rng = np.random.default_rng(0)
+  noise_dir = tmp_path / "train" / "_background_noise_"   # Speech Commands' layout
+  noise_dir.mkdir()
+  long_noise, short_noise = 0.1 * rng.standard_normal(40_000), 0.2 * rng.standard_normal(9_000)
+  _write_pcm16(noise_dir / "b_long.wav", long_noise)
+  _write_pcm16(noise_dir / "a_short.wav", short_noise, rate=8000)   # resampled to 18,000
+  ds = data.load("audiofolder", root=str(tmp_path))
+  assert ds.class_names == ("high", "low")  # the noise folder is not a class
+  paths = [str(tmp_path / "train" / c / f"{k}.wav") for c in ("high", "low") for k in range(3)]
+  clips = np.stack([data.to_one_second(*data.read_wav(p)) for p in paths])
+  expected = np.clip(np.rint(clips.astype(np.float64) * 32768), -32768, 32767).astype(np.int16)
+  assert ds.train_waveforms.dtype == np.int16
+  np.testing.assert_array_equal(ds.train_waveforms, expected)
+  # the pool's spectrograms are those of the stored clips
+  np.testing.assert_allclose(
+      ds.train.x, data.log_mel_spectrogram(audio.waveforms_from_int16(expected)), atol=1e-6)
+  # noise: sorted by name, resampled to 16 kHz, padded to >= 1 s, int16
+  short, long_ = ds.background_noise
+  assert short.dtype == long_.dtype == np.int16
+  assert short.shape == (18_000,) and long_.shape == (40_000,)
+  np.testing.assert_allclose(long_ / 32768, np.round(long_noise * 32767) / 32767, atol=1e-4)
+  # noise at the root, or given explicitly; none: an empty tuple; keep_waveforms=False: neither
+  noise_dir.rename(tmp_path / "_background_noise_")
+  at_root = data.load("audiofolder", root=str(tmp_path))
+  assert [n.shape for n in at_root.background_noise] == [(18_000,), (40_000,)]
+  elsewhere = tmp_path / "noises"
+  (tmp_path / "_background_noise_").rename(elsewhere)
+  assert data.load("audiofolder", root=str(tmp_path)).background_noise == ()
+  given = data.load("audiofolder", root=str(tmp_path), noise_dir=str(elsewhere), max_train=2)
+  assert len(given.background_noise) == 2 and given.train_waveforms.shape == (2, 16_000)
+  bare = data.load("audiofolder", root=str(tmp_path), noise_dir=str(elsewhere),
+                   keep_waveforms=False)
+  assert bare.train_waveforms is None and bare.background_noise == ()
+  np.testing.assert_array_equal(bare.train.x, ds.train.x)
+  with pytest.raises(ValueError, match="background noise folder .*missing"):
+    data.load("audiofolder", root=str(tmp_path), noise_dir=str(tmp_path / "missing"))
+  (tmp_path / "quiet").mkdir()
+  with pytest.raises(ValueError, match="quiet has no WAV files"):
+    data.load("audiofolder", root=str(tmp_path), noise_dir=str(tmp_path / "quiet"))
+  with pytest.raises(ValueError, match="keep_waveforms must be True or False"):
+    data.load("audiofolder", root=str(tmp_path), keep_waveforms="yes")
+
+
+def test_dataset_checks_waveforms_and_noise():
+  import dataclasses
+
+  rng = np.random.default_rng(0)
+  x = rng.uniform(size=(4, 32, 32, 1)).astype(np.float32)
+  ds = data.from_arrays(x, [0, 1, 0, 1], x[:2], [0, 1], kind="audio")
+  waves = rng.integers(-100, 100, (4, 16_000)).astype(np.int16)
+  ok = dataclasses.replace(ds, train_waveforms=waves, background_noise=(waves[0],))
+  assert ok.train_waveforms is waves and len(ok.background_noise) == 1
+  with pytest.raises(ValueError, match=r"train waveforms must be an int16 array of shape \(4"):
+    dataclasses.replace(ds, train_waveforms=waves.astype(np.float32))
+  with pytest.raises(ValueError, match="train waveforms must be"):
+    dataclasses.replace(ds, train_waveforms=waves[:3])
+  with pytest.raises(ValueError, match="noise clip 0 must be a 1-D int16 array"):
+    dataclasses.replace(ds, background_noise=(waves[0, :100],))
+  with pytest.raises(ValueError, match="background_noise must be a tuple"):
+    dataclasses.replace(ds, background_noise=[waves[0]])
+  image = data.from_arrays(x, [0, 1, 0, 1], x[:2], [0, 1])
+  with pytest.raises(ValueError, match="kind 'image'"):
+    dataclasses.replace(image, train_waveforms=waves)
+  with pytest.raises(ValueError, match="kind 'image'"):
+    dataclasses.replace(image, background_noise=(waves[0],))

@@ -90,9 +90,14 @@ def _audio_mock(examples):
   return as_dataset
 
 
+def _clips(waves, rate):
+  """The one-second 16 kHz clips rounded to 16 bits, as the sources store them (int16)."""
+  clips = np.stack([data.to_one_second(np.asarray(w, np.float32) / 32768.0, rate) for w in waves])
+  return np.clip(np.rint(clips.astype(np.float64) * 32768), -32768, 32767).astype(np.int16)
+
+
 def _expected(waves, rate):
-  return data.log_mel_spectrogram(
-      np.stack([data.to_one_second(np.asarray(w, np.float32) / 32768.0, rate) for w in waves]))
+  return data.log_mel_spectrogram(_clips(waves, rate).astype(np.float32) / 32768.0)
 
 
 def test_speech_commands_through_mock_data(tmp_path):
@@ -102,10 +107,13 @@ def test_speech_commands_through_mock_data(tmp_path):
     lengths = rng.integers(4000, 20_000, n)  # shorter and longer than one second
     waves = [np.round(32767 * _tone(300 + 200 * k, 16_000, lengths[k])).astype(np.int16)
              for k in range(n)]
-    rows[split] = [{"audio": wave, "label": k % 12} for k, wave in enumerate(waves)]
+    # label 10 is _silence_: tfds' one-second pieces of the _background_noise_ recordings
+    rows[split] = [{"audio": wave, "label": 10 if (split, k) == ("train", 3) else k % 12}
+                   for k, wave in enumerate(waves)]
   with tfds.testing.mock_data(as_dataset_fn=_audio_mock({"speech_commands": rows})):
     ds = data.load("speech_commands", data_dir=str(tmp_path))
     small = data.load("speech_commands", data_dir=str(tmp_path), max_train=4, max_test=3, seed=1)
+    bare = data.load("speech_commands", data_dir=str(tmp_path), max_train=4, keep_waveforms=False)
   assert ds.kind == "audio" and ds.input_shape == (32, 32, 1) and ds.num_classes == 12
   assert ds.class_names[:3] == ("down", "go", "left") and ds.class_names[-1] == "_unknown_"
   for split_name, split in (("train", ds.train), ("test", ds.test)):
@@ -119,6 +127,16 @@ def test_speech_commands_through_mock_data(tmp_path):
   np.testing.assert_allclose(small.train.x, ds.train.x[index], atol=1e-6)
   np.testing.assert_array_equal(small.train.y, ds.train.y[index])
   assert small.test.x.shape == (3, 32, 32, 1)
+  # the train clips are kept as int16 (exact for 16-bit sources); the _silence_ train
+  # examples are the background noise, all of them even when the subsample drops some
+  clips = _clips([r["audio"] for r in rows["train"]], 16_000)
+  np.testing.assert_array_equal(ds.train_waveforms, clips)
+  np.testing.assert_array_equal(small.train_waveforms, clips[index])
+  for noise in (ds.background_noise, small.background_noise):
+    assert len(noise) == 2 and all(n.dtype == np.int16 for n in noise)
+    np.testing.assert_array_equal(np.stack(noise), clips[[3, 10]])
+  assert not (set(index) >= {3, 10})  # the subsample lacks a noise clip, the noise does not
+  assert bare.train_waveforms is None and bare.background_noise == ()
 
 
 def test_spoken_digit_official_split_and_resampling(tmp_path):
@@ -139,6 +157,9 @@ def test_spoken_digit_official_split_and_resampling(tmp_path):
                              atol=1e-6)
   np.testing.assert_allclose(ds.train.x, _expected([r["audio"] for r in train_rows[10:]], 8000),
                              atol=1e-6)
+  np.testing.assert_array_equal(ds.train_waveforms,
+                                _clips([r["audio"] for r in train_rows[10:]], 8000))
+  assert ds.background_noise == ()  # spoken_digit has no noise recordings
   assert set(small.train.ids) <= set(ds.train.ids) and set(small.test.ids) <= set(ds.test.ids)
   assert len(small.train.ids) == 5 and len(small.test.ids) == 5
   bad_rows = [dict(r, **{"audio/filename": "recording.wav"}) for r in train_rows]

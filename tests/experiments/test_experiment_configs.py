@@ -1,23 +1,24 @@
-"""The paper configs in experiments/configs: protocols, runlocal variants, one round each.
+"""The paper configs in experiments/configs: runlocal variants, arguments, one round each.
 
-* Every config's full setting matches its paper protocol and DESIGN §5 (closed-form
-  checks of seeds, label schedules, models, SSL settings, strategies and their
-  hyperparameters), and its ``runlocal`` variant keeps every code path of the full one
-  (same data source, algorithm, strategies, modes and kernels) while shrinking steps,
-  pool, rounds and seeds.
+* Every config's full setting is the reference scale, and its ``runlocal`` variant keeps
+  every code path of the full one (same data source, algorithm, strategies, modes,
+  kernels and initial sampling) while shrinking steps, pool, rounds, initial trials and
+  seeds. That the full settings are the papers' protocols is checked against
+  ``experiments/configs/paper_tables.py`` in ``test_paper_tables.py`` (CRC, NPC,
+  dynamicAL) and below (Bilevel coreset).
 * Every config's ``runlocal`` variant runs one acquisition round in-process
   (``experiment.prepare`` + ``run_experiment``) on mock tensorflow-datasets data
   (balanced random images; tones for audio) or on ``../shared/data/cifar10``; the
   records are checked against the schedule and the simulated oracle. Over the file,
-  every strategy named by some config runs at least once, as do the zero- and
-  single-shot modes and the all-layer and last-layer kernels.
+  every strategy named by some config runs at least once, as do the zero-shot,
+  single-shot and random-init-first modes and the all-layer and last-layer kernels.
 
 For time, the runs share compiled trainers between configs whose data, model and SSL
 sections are identical, train 2 steps per round on batches of 8 and switch RandAugment
 and Cutout off (the augmentations have their own tests in tests/ssl). The dynamicAL
-protocols (500 initial labels, queries of 250) run with 5 initial labels per class and
-queries of 25, and the bilevel coreset picks 2 of its 10 samples greedily (8 at random):
-the same code paths at a tenth of the per-sample gradients and kernel evaluations.
+protocols (500 initial labels, queries of 250) run with 50 initial labels and queries of
+25, and the bilevel coreset picks 2 of its 10 samples greedily (8 at random): the same
+code paths at a tenth of the per-sample gradients and kernel evaluations.
 """
 
 from __future__ import annotations
@@ -92,131 +93,38 @@ def test_full_config_is_the_reference_scale_and_runlocal_keeps_its_code_paths(na
     assert sorted(lo.get("hparams", {})) == sorted(f.get("hparams", {}))
   assert local.al.mode == full.al.mode
   assert local.al.initial_per_class == full.al.initial_per_class
+  assert local.al.initial_sampling == full.al.initial_sampling
   assert local.al.query_size == full.al.query_size
-  # ... and shrinks: 2 queries, one seed, a bounded pool, far fewer steps.
-  assert local.al.budget == initial_labels(local) + 2 * local.al.query_size
+  # ... and shrinks: at most 2 queries and 3 initial trials, one seed, a bounded pool, far
+  # fewer steps.
+  full_queries = (full.al.budget - initial_labels(full)) // full.al.query_size
+  assert local.al.budget == initial_labels(local) + min(2, full_queries) * local.al.query_size
+  assert local.al.initial_trials == min(full.al.initial_trials, 3)
   assert local.seeds == [0]
   assert local.dataset.max_train >= 2 * local.al.budget and local.dataset.max_test <= 1000
   assert local.ssl.steps_per_round <= 200 and local.ssl.total_steps == local.ssl.steps_per_round
-  assert local.model.name in (full.model.name, "wrn")
-  if local.model.name != full.model.name:  # the WRN code path at CPU cost
-    assert full.model.name.startswith("wrn-28-")
-    assert local.model.options.to_dict() == {"depth": 10, "widen_factor": 1}
+  if (local.model.name, local.model.options.to_dict()) != \
+      (full.model.name, full.model.options.to_dict()):
+    if full.model.name == "vgg11_torchvision":  # the VGG-11 stack at CPU cost
+      assert local.model.name == "vgg11"
+    else:  # the WRN code path at CPU cost
+      assert full.model.name.startswith("wrn-28-") or (
+          full.model.name == "wrn" and full.model.options.depth == 28)
+      assert (local.model.name, local.model.options.to_dict()) == \
+          ("wrn", {"depth": 10, "widen_factor": 1})
 
 
-# --------------------------------------------------------------------- the protocols
-
-FIXMATCH = dict(batch_size=64, mu=7, lr=0.03, total_steps=2 ** 20, steps_per_round=2 ** 20,
-                ema_decay=0.999, reinit=True)
-
-
-def _assert_fixmatch(config, *, weight_decay=5e-4, flip=True, darp=False):
-  assert config.ssl.algorithm == ("fixmatch_darp" if darp else "fixmatch")
-  for key, value in FIXMATCH.items():
-    assert config.ssl[key] == value, key
-  assert config.ssl.weight_decay == weight_decay
-  assert config.ssl.options.threshold == 0.95 and config.ssl.options.lambda_u == 1.0
-  assert config.ssl.augment.to_dict() == dict(flip=flip, pad=4, num_ops=2, cutout_fraction=0.5)
-  if darp:
-    assert config.ssl.options.refine_every == 10
-    assert config.ssl.options.warmup_steps == int(0.4 * 2 ** 20)
+def test_runlocal_scales_early_stopping():
+  full, local = load("crc_cifar10", "train=crc"), load("crc_cifar10", "train=crc,runlocal")
+  assert full.ssl.early_stopping.to_dict() == dict(eval_every=1024, patience=50 * 1024,
+                                                   validation_size=5000)
+  assert local.ssl.early_stopping.to_dict() == dict(eval_every=50, patience=100,
+                                                    validation_size=200)
+  assert load("crc_cifar10", "runlocal").ssl.get("early_stopping") is None
 
 
-@pytest.mark.parametrize("q", [50, 100])
-def test_crc_cifar10_protocol(q):
-  config = load("crc_cifar10", f"q={q}")
-  assert config.dataset.name == "cifar10" and config.model.name == "wrn-28-2"
-  _assert_fixmatch(config)
-  # first query random balanced (Q/10 per class), then queries of Q
-  assert (config.al.initial_per_class, config.al.query_size) == (q // 10, q)
-  assert config.al.budget == 5 * q and config.al.mode == "sequential"
-  assert list(config.strategies) == ["random", "entropy", "confidence", "egl", "crc"]
-  assert options(config, "crc") == {"hparams": {"group_size": q // 10}}
-  assert load("crc_cifar10", f"q={q},r=2").al.budget == 3 * q
-
-
-def test_crc_cifar100_and_svhn_protocols():
-  c100 = load("crc_cifar100")
-  assert c100.dataset.name == "cifar100" and c100.model.name == "wrn-28-8"
-  _assert_fixmatch(c100, weight_decay=1e-3)
-  assert (c100.al.initial_per_class, c100.al.query_size, c100.al.budget) == (1, 50, 400)
-  assert options(c100, "crc")["hparams"] == {"group_size": 5}
-  svhn = load("crc_svhn")
-  assert svhn.dataset.name == "svhn_cropped" and svhn.model.name == "wrn-28-2"
-  assert svhn.ssl.algorithm == "mean_teacher" and svhn.ssl.mu == 1
-  assert svhn.ssl.options.to_dict() == dict(consistency=100.0, rampup_steps=16384,
-                                            ema_during_rampup=0.99, ema_after_rampup=0.999)
-  assert svhn.ssl.augment.flip is False
-  assert (svhn.al.initial_per_class, svhn.al.query_size) == (2, 20)
-  assert options(svhn, "crc")["hparams"] == {"group_size": 2}
-  for config in (c100, svhn):
-    assert list(config.strategies) == ["random", "entropy", "confidence", "egl", "crc"]
-
-
-def test_crc_ablations():
-  layers = load("crc_ablation_layers")
-  assert [options(layers, label) for label in layers.strategies] == [
-      {"name": "crc", "kernel": "all_layers", "hparams": {"group_size": 5}},
-      {"name": "crc", "kernel": "last_layer", "hparams": {"group_size": 5}}]
-  groups = load("crc_ablation_group", "q=100")
-  assert list(groups.strategies) == ["crc_g1", "crc_g10", "crc_g20", "crc_g50", "crc_g100"]
-  assert [options(groups, label)["hparams"]["group_size"] for label in groups.strategies] == \
-      [1, 10, 20, 50, 100]
-  for config in (layers, groups, load("crc_ablation_group")):
-    _assert_fixmatch(config)
-    assert config.al.query_size % config.al.initial_per_class == 0
-    assert all(registry_name(config, label) == "crc" for label in config.strategies)
-    # G divides Q, so every query is Q/G whole groups
-    assert all(config.al.query_size % options(config, label)["hparams"]["group_size"] == 0
-               for label in config.strategies)
-
-
-@pytest.mark.parametrize("name, dataset, model, schedule", [
-    ("npc_cifar10", "cifar10", "wrn-28-2", (1, 20, 70)),
-    ("npc_cifar100", "cifar100", "wrn-28-8", (1, 200, 900)),
-])
-def test_npc_protocols(name, dataset, model, schedule):
-  config = load(name)
-  assert config.dataset.name == dataset and config.model.name == model
-  _assert_fixmatch(config, darp=True, weight_decay=1e-3 if dataset == "cifar100" else 5e-4)
-  assert (config.al.initial_per_class, config.al.query_size, config.al.budget) == schedule
-  assert list(config.strategies) == ["passive", "margin", "albl", "badge", "npc"]
-  assert registry_name(config, "passive") == "random"
-  assert options(config, "npc").get("hparams", {}) == (
-      {"positive_only": True} if dataset == "cifar100" else {})
-
-
-@pytest.mark.parametrize("dataset, budget", [("cifar10", 70), ("cifar100", 900)])
-def test_npc_zero_and_single_shot(dataset, budget):
-  config = load("npc_shots", f"dataset={dataset}")
-  assert config.dataset.name == dataset and config.al.budget == budget
-  _assert_fixmatch(config, darp=True, weight_decay=1e-3 if dataset == "cifar100" else 5e-4)
-  modes = {label: options(config, label).get("mode", config.al.mode)
-           for label in config.strategies}
-  assert modes == {"passive": "sequential", "npc": "sequential",
-                   "npc_single_shot": "single_shot", "npc_zero_shot": "zero_shot"}
-  assert {registry_name(config, label) for label in config.strategies} == {"random", "npc"}
-
-
-@pytest.mark.parametrize("name, arg, model, rounds", [
-    ("dynamical_cifar10", "b=250", "cnn", 9), ("dynamical_cifar10", "b=1000,r=3", "cnn", 3),
-    ("dynamical_svhn", "b=500", "vgg11", 9),
-    ("dynamical_rounds", "b=250", "cnn", 12), ("dynamical_rounds", "b=500", "cnn", 6),
-    ("dynamical_rounds", "b=1000", "cnn", 3),
-])
-def test_dynamical_protocols(name, arg, model, rounds):
-  config = load(name, arg)
-  b = int(arg.split(",")[0].split("=")[1])
-  assert config.model.name == model
-  assert config.dataset.name == ("svhn_cropped" if "svhn" in name else "cifar10")
-  assert config.ssl.algorithm == "supervised" and config.ssl.reinit is False
-  assert config.ssl.lr == 0.001 and config.ssl.batch_size == 128
-  assert config.ssl.optimizer == "adam" and config.ssl.weight_decay == 0.0
-  assert config.ssl.augment.to_dict() == dict(flip=False, pad=0, num_ops=0, cutout_fraction=0.0)
-  assert (config.al.initial_per_class, config.al.query_size) == (50, b)
-  assert config.al.budget == 500 + rounds * b
-  assert list(config.strategies) == ["random", "coreset", "confidence", "margin", "entropy",
-                                     "albl", "badge", "dynamicAL"]
+# ------------------------------------------------- the protocols (CRC, NPC, dynamicAL:
+# test_paper_tables.py)
 
 
 @pytest.mark.parametrize("name, dataset, schedule", [
@@ -242,20 +150,27 @@ def test_bilevel_protocols(name, dataset, schedule):
 
 
 def test_arguments_are_parsed_and_bad_ones_refused():
-  with pytest.raises(ValueError, match="unknown config argument 'b'.*accepted: data, q, r"):
+  with pytest.raises(ValueError, match="unknown config argument 'b'.*accepted: data, q, "
+                                       "runlocal, train"):
     load("crc_cifar10", "b=3")
   with pytest.raises(ValueError, match="q=75 must be one of 50, 100"):
     load("crc_cifar10", "q=75")
-  with pytest.raises(ValueError, match="r=x must be of type int"):
-    load("crc_cifar10", "r=x")
-  with pytest.raises(ValueError, match="r=True must be of type int"):
-    load("crc_cifar10", "r=True")
+  with pytest.raises(ValueError, match="q=x must be of type int"):
+    load("crc_cifar10", "q=x")
+  with pytest.raises(ValueError, match="q=True must be of type int"):
+    load("crc_cifar10", "q=True")
   with pytest.raises(ValueError, match="config argument 'data' needs a value"):
     load("crc_cifar10", "data")
-  with pytest.raises(ValueError, match="total=1100 is not a multiple of b=250"):
-    load("dynamical_rounds", "total=1100")
-  with pytest.raises(ValueError, match="data= applies to dataset=cifar10 only"):
-    load("npc_shots", "dataset=cifar100,data=folder")
+  with pytest.raises(ValueError, match="train='fixmatch' must be one of reference, crc"):
+    load("crc_svhn", "train=fixmatch")
+  with pytest.raises(ValueError, match="first='trained' must be one of random, untrained"):
+    load("crc_ablation_layers", "first=trained")
+  with pytest.raises(ValueError, match="b=300 must be one of 100, 250, 500, 1000"):
+    load("dynamical_rounds", "b=300")
+  with pytest.raises(ValueError, match="b=1000 must be one of 250, 500"):
+    load("dynamical_cifar10", "b=1000")
+  with pytest.raises(ValueError, match="q=40 must be one of 30, 50"):
+    load("npc_shots", "q=40")
   combined = load("dynamical_cifar10", "b=500,runlocal")
   assert combined.al.query_size == 500 and combined.seeds == [0]
 
@@ -333,24 +248,28 @@ def mock_tfds(sizes: dict):
 # config, argument, labels to run (over the file: every strategy named by some config),
 # mock split sizes (None: the shared ImageFolder when present, else mock cifar10)
 RUNS = [
-    ("crc_cifar10", "runlocal", ["crc"], {"cifar10": dict(train=120, test=20)}),
+    ("crc_cifar10", "runlocal", ["crc", "egl"], {"cifar10": dict(train=240, test=20)}),
     ("crc_ablation_layers", "runlocal", ["crc_all_layers", "crc_last_layer"],
-     {"cifar10": dict(train=120, test=20)}),
-    ("crc_ablation_group", "runlocal", ["crc_g1"], {"cifar10": dict(train=120, test=20)}),
-    ("crc_cifar100", "runlocal", ["entropy"], {"cifar100": dict(train=200, test=100)}),
-    ("crc_svhn", "runlocal", ["egl"], {"svhn_cropped": dict(train=60, test=20)}),
+     {"cifar10": dict(train=240, test=20)}),
+    ("crc_ablation_layers", "first=untrained,runlocal", ["crc_last_layer"],
+     {"cifar10": dict(train=240, test=20)}),
+    ("crc_ablation_group", "runlocal", ["crc_g10"], {"cifar10": dict(train=240, test=20)}),
+    ("crc_cifar100", "runlocal", ["random"], {"cifar100": dict(train=300, test=100)}),
+    ("crc_svhn", "runlocal", ["crc"], {"svhn_cropped": dict(train=160, test=20)}),
     ("npc_cifar10", "runlocal", ["npc"], {"cifar10": dict(train=120, test=20)}),
-    ("npc_shots", "runlocal", ["npc_zero_shot", "npc_single_shot"],
+    ("npc_shots", "runlocal", ["npc_zero_shot", "badge_single_shot"],
      {"cifar10": dict(train=120, test=20)}),
     ("npc_cifar100", "runlocal", ["albl"], {"cifar100": dict(train=320, test=100)}),
-    ("dynamical_cifar10", "data=folder,runlocal", ["dynamicAL"], None),
-    ("dynamical_rounds", "data=folder,runlocal", ["badge", "coreset", "confidence", "margin"],
-     None),
+    ("dynamical_cifar10", "data=folder,runlocal",
+     ["dynamicAL", "coreset", "confidence", "margin", "entropy"], None),
+    ("dynamical_rounds", "data=folder,runlocal", ["dynamicAL"], None),
     ("dynamical_svhn", "runlocal", ["random"], {"svhn_cropped": dict(train=100, test=20)}),
     ("bilevel_speech_commands", "runlocal", ["bilevel"],
      {"speech_commands": dict(train=72, test=12)}),
     ("bilevel_spoken_digit", "runlocal", ["uniform"], {"spoken_digit": dict(train=30, test=10)}),
 ]
+RUN_IDS = [name + "".join(f":{a}" for a in arg.split(",") if a not in ("runlocal", "data=folder"))
+           for name, arg, *_ in RUNS]
 STEPS = 2
 
 
@@ -361,10 +280,10 @@ def test_runs_cover_every_config_strategy_mode_and_kernel():
     config = load(name, arg)
     named |= {registry_name(config, label) for label in config.strategies}
     run |= {registry_name(config, label) for label in labels}
-    run |= {options(config, label).get("mode") for label in labels}
+    run |= {options(config, label).get("mode", config.al.mode) for label in labels}
     run |= {options(config, label).get("kernel") for label in labels}
   assert named <= run
-  assert {"zero_shot", "single_shot", "all_layers", "last_layer"} <= run
+  assert {"zero_shot", "single_shot", "random_init_first", "all_layers", "last_layer"} <= run
 
 
 def for_test(config, labels: list[str], *, sizes):
@@ -422,7 +341,7 @@ def _prepare(config, sizes):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, arg, labels, sizes", RUNS, ids=[r[0] for r in RUNS])
+@pytest.mark.parametrize("name, arg, labels, sizes", RUNS, ids=RUN_IDS)
 def test_runlocal_runs_one_round(name, arg, labels, sizes, tmp_path):
   from assljax.data.pool import initial_pool
 
@@ -436,8 +355,8 @@ def test_runlocal_runs_one_round(name, arg, labels, sizes, tmp_path):
 
   y = dataset.train.y
   c = dataset.num_classes
-  initial = np.flatnonzero(initial_pool(y, config.al.initial_per_class, key=0,
-                                        num_classes=c).labeled_mask)
+  initial = np.flatnonzero(initial_pool(y, config.al.initial_per_class, key=0, num_classes=c,
+                                        sampling=config.al.initial_sampling).labeled_mask)
   assert initial.size == initial_labels(config)
   q = config.al.query_size
   for label in labels:
@@ -458,7 +377,7 @@ def test_runlocal_runs_one_round(name, arg, labels, sizes, tmp_path):
         np.concatenate([y[initial], y[queried]]), minlength=c).tolist()
     for r in records:
       assert 0.0 <= r["test_accuracy"] <= 1.0 and len(r["per_class_accuracy"]) == c
-    if options(config, label).get("mode") == "zero_shot":
+    if options(config, label).get("mode", config.al.mode) in ("zero_shot", "random_init_first"):
       assert first["training_seconds"] == 0.0  # acquired with the untrained network
     else:
       assert first["training_seconds"] > 0.0

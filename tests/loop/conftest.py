@@ -18,11 +18,12 @@ TINY_CONFIG = textwrap.dedent('''
       c.ssl = ml_collections.ConfigDict(dict(
           algorithm="fixmatch", options=ml_collections.ConfigDict(dict(threshold=0.7)),
           batch_size=16, mu=2, lr=None, weight_decay=None, total_steps=12, ema_decay=0.9,
-          compute_dtype="float32", steps_per_round=12, reinit=True,
+          compute_dtype="float32", steps_per_round=12, reinit=True, early_stopping=None,
           augment=ml_collections.ConfigDict(dict(flip=False, pad=1, num_ops=1,
                                                  cutout_fraction=0.25))))
       c.al = ml_collections.ConfigDict(dict(initial_per_class=1, query_size=5, budget=20,
-                                            mode="sequential"))
+                                            mode="sequential", initial_trials=1,
+                                            initial_sampling="balanced"))
       c.strategies = ["random", "entropy"]
       c.strategy_options = ml_collections.ConfigDict()
       c.seeds = [0]

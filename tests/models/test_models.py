@@ -54,6 +54,24 @@ def test_parameter_counts_match_closed_forms_and_references():
   assert _abstract_count("vgg11") == _vgg11_count(10) == 9_231_114
   assert _abstract_count("resnet18") == _resnet18_count(10) == 11_173_962
   assert _abstract_count("vgg11", input_shape=(32, 32, 1)) == _vgg11_count(10, in_channels=1)
+  # dynamicAL App. C.1: the PyTorch CIFAR-10 tutorial net and torchvision's vgg11
+  conv = lambda c_in, c_out, k: k * k * c_in * c_out + c_out
+  assert _abstract_count("tutorial_cnn") == (conv(3, 6, 5) + conv(6, 16, 5) + 400 * 120 + 120
+                                             + 120 * 84 + 84 + 84 * 10 + 10) == 62_006
+  assert _abstract_count("vgg11_torchvision") == 128_807_306  # torchvision, num_classes=10
+
+
+def test_adaptive_average_pool_matches_pytorch_bins():
+  from assljax.models.vgg import _adaptive_avg_pool
+  x = np.random.default_rng(0).normal(size=(2, 10, 3, 4))
+  out = np.asarray(_adaptive_avg_pool(jnp.asarray(x), (7, 7)))
+  ref = np.zeros((2, 7, 7, 4))
+  for i in range(7):
+    for j in range(7):
+      r0, r1 = (i * 10) // 7, -(-((i + 1) * 10) // 7)
+      c0, c1 = (j * 3) // 7, -(-((j + 1) * 3) // 7)
+      ref[:, i, j] = x[:, r0:r1, c0:c1].mean(axis=(1, 2))
+  np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
 
 
 def _check_edge(model, variables, x):
@@ -85,6 +103,7 @@ def _check_edge(model, variables, x):
     ("mlp", (8, 8, 1), {"width": 16}),
     ("cnn", (8, 8, 1), {"channels": (4, 8, 8), "hidden": 16}),
     ("vgg11", (8, 8, 3), {}),
+    ("tutorial_cnn", (16, 16, 3), {}),
 ])
 def test_shapes_and_features_times_head_is_logits(name, input_shape, options):
   model = models.build(name, num_classes=7, input_shape=input_shape, **options)

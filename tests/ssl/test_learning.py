@@ -23,31 +23,37 @@ def _digits():
 
 def test_fixmatch_beats_supervised_on_digits_with_20_labels():
   x, y = _digits()
-  rng = np.random.default_rng(0)
-  labeled = np.concatenate([rng.choice(np.flatnonzero(y == c), 2, replace=False)
-                            for c in range(10)])
-  mask = np.zeros(len(y), bool)
-  mask[labeled] = True
   model = models.build("cnn", num_classes=10, input_shape=(8, 8, 1), channels=(16, 32, 32),
                        hidden=64)
   # 8x8 digits: no flips, 1-pixel shifts, 2-pixel cutout.
   weak = functools.partial(augment.weak_augment, flip=False, pad=1)
   strong = functools.partial(augment.strong_augment, flip=False, pad=1, cutout_fraction=0.25)
-  data = ssl.make_data(x, y, mask)
-  steps, accuracy = 600, {}
-  for name, algorithm in [("supervised", ssl.supervised(weak=weak)),
-                          ("fixmatch", ssl.fixmatch(threshold=0.9, mu=2, weak=weak,
-                                                    strong=strong))]:
-    trainer = ssl.make_trainer(model, algorithm, batch_size=16, total_steps=steps,
-                               ema_decay=0.99)
-    state = trainer.init(jax.random.key(0), data)
-    state = trainer.train(state, data, steps, chunk_steps=steps, progress=False)
-    accuracy[name] = ssl.evaluate(model, trainer.eval_variables(state), x[~mask],
-                                  y[~mask])["accuracy"]
-  # Measured on this stack: supervised 0.712, FixMatch 0.853 (seeds 1 and 2 of the label
-  # draw: +11.8 and +11.3 points). Assert most of the gap.
-  assert accuracy["fixmatch"] >= 0.80, accuracy
-  assert accuracy["fixmatch"] - accuracy["supervised"] >= 0.08, accuracy
+  steps = 600
+  trainers = {name: ssl.make_trainer(model, algorithm, batch_size=16, total_steps=steps,
+                                     ema_decay=0.99)
+              for name, algorithm in [("supervised", ssl.supervised(weak=weak)),
+                                      ("fixmatch", ssl.fixmatch(threshold=0.9, mu=2, weak=weak,
+                                                                strong=strong))]}
+  accuracy = {name: [] for name in trainers}
+  # One run at 20 labels is chaotic (FixMatch may lose a class to confirmation bias, and
+  # which run does changes with the CPU's float rounding): three label draws.
+  for draw in range(3):
+    rng = np.random.default_rng(draw)
+    labeled = np.concatenate([rng.choice(np.flatnonzero(y == c), 2, replace=False)
+                              for c in range(10)])
+    mask = np.zeros(len(y), bool)
+    mask[labeled] = True
+    data = ssl.make_data(x, y, mask)
+    for name, trainer in trainers.items():
+      state = trainer.init(jax.random.key(0), data)
+      state = trainer.train(state, data, steps, chunk_steps=steps, progress=False)
+      accuracy[name].append(ssl.evaluate(model, trainer.eval_variables(state), x[~mask],
+                                         y[~mask])["accuracy"])
+  # Measured on this stack (draws 0, 1, 2): supervised 0.712 / 0.658 / 0.760, FixMatch
+  # 0.779 / 0.814 / 0.882 (another CPU gave 0.853 for draw 0). Assert most of the gap.
+  sup, fix = np.asarray(accuracy["supervised"]), np.asarray(accuracy["fixmatch"])
+  assert np.all(fix > sup), accuracy
+  assert fix.mean() - sup.mean() >= 0.07 and fix.mean() >= 0.78, accuracy
 
 
 def _cifar_subset(per_class):
