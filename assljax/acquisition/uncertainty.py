@@ -195,7 +195,9 @@ def augmented_probs(apply_fn: Callable, params: PyTree, x: jax.Array, keys: jax.
   if is_image_batch(x):
     from assljax.ssl.augment import weak_augment
 
-    view_keys = jax.vmap(lambda k: jax.random.split(k, views))(keys).reshape(c * views)
+    view_keys = jax.vmap(lambda k: jax.random.split(k, views))(keys)
+    # typed keys (c, views) or raw uint32 keys (c, views, 2): one key per view either way
+    view_keys = view_keys.reshape((c * views,) + view_keys.shape[2:])
     copies = jnp.repeat(x, views, axis=0)
     x = jax.vmap(lambda k, im: weak_augment(k, im[None], flip=flip, pad=pad)[0])(view_keys,
                                                                                   copies)

@@ -102,12 +102,15 @@ def empty_pool(pool_size: int) -> Pool:
 
 
 def initial_pool(y: Any, per_class: int, *, key: Any, num_classes: int,
-                 sampling: str = "balanced") -> Pool:
-  """The initial pool of ``per_class * C`` labels (Q0 per class on average).
+                 sampling: str = "balanced", extra: int = 0) -> Pool:
+  """The initial pool of ``per_class * C + extra`` labels.
 
   ``sampling="balanced"`` (the default) takes ``per_class`` samples of every class;
   ``"iid"`` takes ``per_class * C`` samples uniformly at random from the whole pool,
-  whatever their classes (dynamicAL §3: the initial set is sampled i.i.d.).
+  whatever their classes (dynamicAL §3: the initial set is sampled i.i.d.). Then
+  ``extra`` more are drawn uniformly at random from the rest (the Bilevel paper starts
+  Speech Commands from 50 labels with every one of its 35 classes represented: one per
+  class plus 15).
 
   Args:
     y: ``(N,)`` ground-truth labels of the pool in ``[0, num_classes)`` (the simulated
@@ -120,7 +123,8 @@ def initial_pool(y: Any, per_class: int, *, key: Any, num_classes: int,
     A :class:`Pool` with ``per_class * C`` labels, equal to ``y`` where labeled. Balanced:
     within class ``c`` the samples are the first ``per_class`` of
     ``jax.random.permutation(fold_in(key, c), count_c)``; i.i.d.: the first
-    ``per_class * C`` of ``jax.random.permutation(fold_in(key, C), N)``.
+    ``per_class * C`` of ``jax.random.permutation(fold_in(key, C), N)``; the ``extra``
+    ones are the first unlabeled samples of ``permutation(fold_in(key, C + 1), N)``.
 
   Raises:
     ValueError: when ``per_class`` exceeds the size of a class, or ``y`` is out of range.
@@ -134,14 +138,24 @@ def initial_pool(y: Any, per_class: int, *, key: Any, num_classes: int,
     key = jax.random.key(int(key))
   if sampling not in ("balanced", "iid"):
     raise ValueError(f"sampling must be 'balanced' or 'iid', got {sampling!r}.")
+  extra = _check_int(extra, "extra initial labels", minimum=0)
+  if per_class * num_classes + extra > y.shape[0]:
+    raise ValueError(f"the initial pool Q0 * C + extra = {per_class * num_classes + extra} "
+                     f"exceeds the pool of {y.shape[0]}.")
   if sampling == "iid":
-    size = per_class * num_classes
-    if size > y.shape[0]:
-      raise ValueError(f"the initial pool Q0 * C = {size} exceeds the pool of {y.shape[0]}.")
     order = np.asarray(jax.random.permutation(jax.random.fold_in(key, num_classes), y.shape[0]))
     mask = np.zeros(y.shape[0], bool)
-    mask[order[:size]] = True
-    return Pool(mask, np.where(mask, y, -1).astype(np.int32))
+    mask[order[:per_class * num_classes]] = True
+  else:
+    mask = _balanced_mask(y, per_class, key, num_classes)
+  if extra:
+    order = np.asarray(jax.random.permutation(jax.random.fold_in(key, num_classes + 1),
+                                              y.shape[0]))
+    mask[order[~mask[order]][:extra]] = True
+  return Pool(mask, np.where(mask, y, -1).astype(np.int32))
+
+
+def _balanced_mask(y: np.ndarray, per_class: int, key: Any, num_classes: int) -> np.ndarray:
   counts = np.bincount(y, minlength=num_classes)
   short = np.flatnonzero(counts < per_class)
   if short.size:
@@ -153,7 +167,7 @@ def initial_pool(y: Any, per_class: int, *, key: Any, num_classes: int,
     members = np.flatnonzero(y == c)
     order = np.asarray(jax.random.permutation(jax.random.fold_in(key, c), members.size))
     mask[members[order[:per_class]]] = True
-  return Pool(mask, np.where(mask, y, -1).astype(np.int32))
+  return mask
 
 
 def add_labels(pool: Pool, indices: Any, labels: Any, *, num_classes: int) -> Pool:
@@ -190,13 +204,14 @@ def add_labels(pool: Pool, indices: Any, labels: Any, *, num_classes: int) -> Po
 
 
 def validate_query_plan(pool_size: int, num_classes: int, per_class: int, query_size: int,
-                        budget: int) -> QueryPlan:
+                        budget: int, *, extra: int = 0) -> QueryPlan:
   """Checks a labeling schedule before any work and returns it.
 
   Args:
     pool_size: ``N``, samples in the pool.
     num_classes: ``C``.
     per_class: ``Q0``, initial labels per class.
+    extra: initial labels beyond ``Q0 * C`` (drawn at random, see :func:`initial_pool`).
     query_size: ``Q``, labels per acquisition round.
     budget: ``B``, labels in total at the end, initial ones included.
 
@@ -212,10 +227,11 @@ def validate_query_plan(pool_size: int, num_classes: int, per_class: int, query_
   per_class = _check_int(per_class, "per_class (Q0)", minimum=0)
   query_size = _check_int(query_size, "query_size (Q)", minimum=1)
   budget = _check_int(budget, "budget (B)", minimum=0)
-  initial = per_class * num_classes
+  extra = _check_int(extra, "extra initial labels", minimum=0)
+  initial = per_class * num_classes + extra
   if initial > pool_size:
-    raise ValueError(f"the initial pool Q0 * C = {per_class} * {num_classes} = {initial} exceeds"
-                     f" the pool of {pool_size}.")
+    raise ValueError(f"the initial pool Q0 * C + extra = {per_class} * {num_classes} + {extra}"
+                     f" = {initial} exceeds the pool of {pool_size}.")
   if query_size > pool_size - initial:
     raise ValueError(f"query_size (Q) = {query_size} exceeds the {pool_size - initial} unlabeled"
                      f" samples left after the initial {initial} labels.")

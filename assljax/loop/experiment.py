@@ -13,12 +13,16 @@ arguments. A config (``experiments/configs/*.py``, ``get_config(arg)``) has:
                       (None = the reference values of the optimizer), total_steps (length
                       K of the cosine schedule), ema_decay,
                       compute_dtype ("float32" | "bfloat16"), steps_per_round, reinit,
-                      augment (flip, pad, num_ops, cutout_fraction)
+                      augment (flip, pad, num_ops, cutout_fraction, audio: True trains
+                      audio datasets on their waveforms with the Bilevel paper's
+                      augmentations before the log-mel transform), early_stopping (None
+                      or dict(eval_every, patience, validation_size))
     al                initial_per_class, query_size, budget (all labels, initial ones
                       included), mode ("sequential" | "random_init_first" |
                       "single_shot" | "zero_shot"), initial_trials (optional, default 1:
                       train K models in the first trained round, keep the median one),
-                      initial_sampling (optional, "balanced" | "iid")
+                      initial_sampling (optional, "balanced" | "iid"), initial_extra
+                      (optional, default 0: more initial labels drawn at random)
     strategies        list of run labels, e.g. ["random", "npc", "npc_zero_shot"]
     strategy_options  per label (optional): name (registry name, default the label),
                       mode (overrides al.mode), kernel (None | "last_layer" |
@@ -173,6 +177,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   trials = config.al.get("initial_trials", 1)
   if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
     raise ValueError(f"config.al.initial_trials must be a positive integer, got {trials!r}")
+  extra = config.al.get("initial_extra", 0)
+  if isinstance(extra, bool) or not isinstance(extra, int) or extra < 0:
+    raise ValueError(f"config.al.initial_extra must be a non-negative integer, got {extra!r}")
   num_devices = config.get("num_devices")
   if num_devices is not None and (isinstance(num_devices, bool) or not isinstance(num_devices, int)
                                   or num_devices < 1):
@@ -295,7 +302,8 @@ def make_plan(config: ml_collections.ConfigDict, label: str, model: Any, dataset
                            initial_per_class=config.al.initial_per_class,
                            query_size=config.al.query_size, budget=config.al.budget,
                            num_classes=dataset.num_classes, pool_size=len(dataset.train.y),
-                           initial_sampling=config.al.get("initial_sampling", "balanced"))
+                           initial_sampling=config.al.get("initial_sampling", "balanced"),
+                           initial_extra=config.al.get("initial_extra", 0))
   factory = _kernel_factory(options.get("kernel", None), model, dataset,
                             _plain(config.model.get("options", {})))
   return RunPlan(strategy, schedule, factory)

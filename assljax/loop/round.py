@@ -198,7 +198,8 @@ def run_loop(*, workdir: str, dataset: Dataset, model: Model, trainer: Trainer, 
   # ============================ start or resume ============================
   if checkpoints.latest_step() is None:
     pool = initial_pool(dataset.train.y, schedule.initial_per_class, key=seed,
-                        num_classes=num_classes, sampling=schedule.initial_sampling)
+                        num_classes=num_classes, sampling=schedule.initial_sampling,
+                        extra=schedule.initial_extra)
     state = LoopState(round=jnp.asarray(0, jnp.int32), labeled_mask=pool.labeled_mask,
                       labels=pool.labels, key=base_key, train=None)
     state = state._replace(train=fresh_train_state(state, 0))

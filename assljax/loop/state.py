@@ -30,16 +30,18 @@ class Schedule(NamedTuple):
       reports the untrained model.
     initial_sampling: ``"balanced"`` (``initial_per_class`` of every class) or ``"iid"``
       (``initial_per_class * C`` uniformly at random; dynamicAL).
+    initial_extra: initial labels drawn uniformly at random on top of those.
   """
   initial_per_class: int
   query_sizes: tuple[int, ...]
   zero_shot: bool = False
   initial_sampling: str = "balanced"
+  initial_extra: int = 0
 
   @classmethod
   def make(cls, *, mode: str, initial_per_class: int, query_size: int, budget: int,
-           num_classes: int, pool_size: int, initial_sampling: str = "balanced"
-           ) -> "Schedule":
+           num_classes: int, pool_size: int, initial_sampling: str = "balanced",
+           initial_extra: int = 0) -> "Schedule":
     """The schedule of ``mode`` (one of :data:`MODES`).
 
     ``budget`` counts all labels, the initial ones included.
@@ -60,7 +62,8 @@ class Schedule(NamedTuple):
                        f"{initial_sampling!r}")
     if mode not in MODES:
       raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
-    plan = validate_query_plan(pool_size, num_classes, initial_per_class, query_size, budget)
+    plan = validate_query_plan(pool_size, num_classes, initial_per_class, query_size, budget,
+                               extra=initial_extra)
     if plan.initial == 0 and mode in ("sequential", "single_shot"):
       raise ValueError(f"mode {mode!r} trains on the initial labels first, and "
                        f"initial_per_class is 0; use mode 'random_init_first' (or "
@@ -70,7 +73,8 @@ class Schedule(NamedTuple):
     else:
       sizes = (plan.budget - plan.initial,) if plan.budget > plan.initial else ()
     return cls(initial_per_class, tuple(int(s) for s in sizes),
-               mode in ("zero_shot", "random_init_first"), initial_sampling)
+               mode in ("zero_shot", "random_init_first"), initial_sampling,
+               int(initial_extra))
 
 
 class LoopState(NamedTuple):

@@ -141,6 +141,14 @@ def set_imagefolder(config: ml_collections.ConfigDict, root: str) -> None:
   config.dataset.options = ml_collections.ConfigDict(dict(root=root))
 
 
+def set_audiofolder(config: ml_collections.ConfigDict, root: str) -> None:
+  """An audio folder ``root/{train,test}/<class>/*.wav`` (defines ``options.root``)."""
+  config.dataset.name = "audiofolder"
+  config.dataset.data_dir = None
+  config.dataset.options = ml_collections.ConfigDict(
+      dict(root=os.path.abspath(os.path.expanduser(root))))
+
+
 def cifar10_source(config: ml_collections.ConfigDict, data: str) -> None:
   """``data="tfds"``: tensorflow-datasets ``cifar10``; ``"folder"``: the ImageFolder copy at
   ``../shared/data/cifar10`` (relative to the repository root); any other string: the
@@ -202,7 +210,7 @@ def runlocal(config: ml_collections.ConfigDict, *, num_classes: int, rounds: int
   Args:
     num_classes: ``C`` of the dataset (the budget counts ``initial_per_class * C``).
   """
-  initial = config.al.initial_per_class * num_classes
+  initial = config.al.initial_per_class * num_classes + config.al.get("initial_extra", 0)
   config.al.budget = initial + rounds * config.al.query_size
   if config.al.get("initial_trials", 1) > RUNLOCAL_TRIALS:
     config.al.initial_trials = RUNLOCAL_TRIALS

@@ -30,7 +30,7 @@ def base_config() -> ml_collections.ConfigDict:
                                              cutout_fraction=0.5))))
   config.al = ml_collections.ConfigDict(dict(initial_per_class=1, query_size=10, budget=60,
                                              mode="sequential", initial_trials=1,
-                                             initial_sampling="balanced"))
+                                             initial_sampling="balanced", initial_extra=0))
   config.strategies = ["random"]
   config.strategy_options = ml_collections.ConfigDict()
   config.seeds = [0]

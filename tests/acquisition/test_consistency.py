@@ -101,6 +101,9 @@ def test_deterministic_for_a_key_and_the_views_depend_on_it():
   # the constant images never come before an informative one
   idx = np.asarray(strategy(jax.random.key(2), ctx, len(rows) - 2))
   assert not np.isin(idx, [5, 9]).any()
+  # raw uint32 keys (the loop's jax.random.PRNGKey) give the same views as typed ones
+  raw = np.asarray(strategy.scores(jax.random.key_data(jax.random.key(0)), ctx, rows))
+  np.testing.assert_array_equal(raw, a)
 
 
 def test_non_image_pool_is_unaugmented_and_random():

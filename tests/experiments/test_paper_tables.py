@@ -24,10 +24,11 @@ from assljax.loop.state import Schedule
 
 ROOT = Path(os.path.abspath(__file__)).parents[2]
 CONFIG_DIR = ROOT / "experiments" / "configs"
-NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "svhn_cropped": 10}
+NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "svhn_cropped": 10, "spoken_digit": 10}
 PAPER_CONFIGS = ("crc_cifar10", "crc_cifar100", "crc_svhn", "crc_ablation_layers",
                  "crc_ablation_group", "npc_cifar10", "npc_cifar100", "npc_shots",
-                 "dynamical_cifar10", "dynamical_svhn", "dynamical_rounds")
+                 "dynamical_cifar10", "dynamical_svhn", "dynamical_rounds",
+                 "bilevel_speech_commands", "bilevel_spoken_digit")
 
 
 def _tables():
@@ -43,7 +44,15 @@ CASES = [(name, arg) for name in PAPER_CONFIGS for arg in paper_tables.argument_
 
 
 def load(name: str, arg: str = ""):
+  arg = ",".join(filter(None, [paper_tables.LOAD_ARGUMENTS.get(name, ""), arg]))
   return configs.load_config(str(CONFIG_DIR / f"{name}.py") + (f":{arg}" if arg else ""))
+
+
+def num_classes(entry_or_config) -> int:
+  if isinstance(entry_or_config, dict):
+    return entry_or_config.get("num_classes") or NUM_CLASSES[entry_or_config["dataset"]]
+  name = entry_or_config.dataset.name
+  return NUM_CLASSES.get(name) or paper_tables.TABLES[entry_or_config.experiment]["num_classes"]
 
 
 def plain(value):
@@ -62,14 +71,14 @@ def label_options(config, label: str) -> dict:
 
 def label_counts(config, label: str) -> tuple[int, ...]:
   """Labels at every evaluated round of ``label``, from the loop's own schedule."""
-  c = NUM_CLASSES[config.dataset.name]
+  c = num_classes(config)
   schedule = Schedule.make(
       mode=label_options(config, label).get("mode", config.al.mode),
       initial_per_class=config.al.initial_per_class, query_size=config.al.query_size,
       budget=config.al.budget, num_classes=c, pool_size=10 ** 6,
-      initial_sampling=config.al.initial_sampling)
-  return tuple(itertools.accumulate(schedule.query_sizes,
-                                    initial=config.al.initial_per_class * c))
+      initial_sampling=config.al.initial_sampling, initial_extra=config.al.initial_extra)
+  return tuple(itertools.accumulate(
+      schedule.query_sizes, initial=config.al.initial_per_class * c + config.al.initial_extra))
 
 
 def test_every_paper_config_has_an_entry_and_documented_arguments():
@@ -87,9 +96,10 @@ def test_table_entry_is_consistent(name, arg):
   assert entry["paper"] in paper_tables.PAPERS and entry["table"]
   assert entry["differs"] and all(isinstance(d, str) and d for d in entry["differs"])
   assert entry["sources"]
-  c = NUM_CLASSES[entry["dataset"]]
+  c = num_classes(entry)
   initial = entry["initial"]
-  assert initial["labels"] == initial["per_class"] * c == entry["labels"][0]
+  assert (initial["labels"] == initial["per_class"] * c + initial.get("extra", 0)
+          == entry["labels"][0])
   assert initial["sampling"] in ("balanced", "iid") and initial["trials"] >= 1
   assert set(entry["columns"]) <= set(entry["labels"])
   steps = {b - a for a, b in zip(entry["labels"], entry["labels"][1:])}
@@ -122,6 +132,7 @@ def test_config_resolves_to_its_table_entry(name, arg):
   assert plain(config.model.options) == entry["model"]["options"]
   # labels: initial set, Q, mode, and the label count after every query
   assert config.al.initial_per_class == entry["initial"]["per_class"]
+  assert config.al.initial_extra == entry["initial"].get("extra", 0)
   assert config.al.initial_sampling == entry["initial"]["sampling"]
   assert config.al.initial_trials == entry["initial"]["trials"]
   assert config.al.query_size == entry["query_size"]
@@ -139,7 +150,8 @@ def test_config_resolves_to_its_table_entry(name, arg):
 
 
 @pytest.mark.parametrize("name", [n for n in PAPER_CONFIGS if n not in
-                                  ("crc_cifar100", "crc_svhn", "npc_cifar100", "dynamical_svhn")])
+                                  ("crc_cifar100", "crc_svhn", "npc_cifar100", "dynamical_svhn",
+                                   "bilevel_speech_commands", "bilevel_spoken_digit")])
 def test_imagefolder_source_changes_only_the_data(name):
   tfds_config, folder = load(name), load(name, "data=folder")
   assert folder.dataset.name == "imagefolder"

@@ -23,7 +23,7 @@ TINY_CONFIG = textwrap.dedent('''
                                                  cutout_fraction=0.25))))
       c.al = ml_collections.ConfigDict(dict(initial_per_class=1, query_size=5, budget=20,
                                             mode="sequential", initial_trials=1,
-                                            initial_sampling="balanced"))
+                                            initial_sampling="balanced", initial_extra=0))
       c.strategies = ["random", "entropy"]
       c.strategy_options = ml_collections.ConfigDict()
       c.seeds = [0]

@@ -180,3 +180,19 @@ def test_early_stopping_on_a_held_out_split(prepared, tmp_path):
     bad = _with(prepared, **{"strategies": ["random"]}).config
     bad.ssl.early_stopping = dict(eval_every=4, patience=4)
     experiment.check_config(bad)
+
+
+def test_initial_extra_labels_on_top_of_a_balanced_set():
+  from assljax.data.pool import initial_pool
+  y = np.repeat(np.arange(5), 20)
+  pool = initial_pool(y, 1, key=3, num_classes=5, extra=7)
+  assert pool.labeled_mask.sum() == 12
+  assert np.bincount(y[pool.labeled_mask], minlength=5).min() >= 1  # every class represented
+  same = initial_pool(y, 1, key=3, num_classes=5)
+  assert (same.labeled_mask <= pool.labeled_mask).all()  # the balanced part is unchanged
+  schedule = Schedule.make(mode="sequential", initial_per_class=1, query_size=10, budget=52,
+                           num_classes=35, pool_size=1000, initial_extra=7)
+  assert schedule.query_sizes == (10,) and schedule.initial_extra == 7
+  with pytest.raises(ValueError, match="not reachable"):
+    Schedule.make(mode="sequential", initial_per_class=1, query_size=10, budget=60,
+                  num_classes=35, pool_size=1000, initial_extra=7)
