@@ -2,21 +2,29 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# Re-install when the dependency list changes.
-STAMP := $(VENV)/.installed-stamp
+# One stamp per install, each re-made when the dependency list changes: `make demo` installs
+# the core (no TensorFlow), `make test` the dev extras (every optional dependency + pytest),
+# also into a .venv that `make demo` created first (dev includes the core).
+CORE_STAMP := $(VENV)/.installed-core
+DEV_STAMP := $(VENV)/.installed-dev
 
 .PHONY: demo test install clean
 
-install: $(STAMP)
+install: $(DEV_STAMP)
 
-$(STAMP): pyproject.toml
+$(CORE_STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e .
+	touch $(CORE_STAMP)
+
+$(DEV_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(CORE_STAMP) $(DEV_STAMP)
 
 DEMO := demo_output
 # The demo resumes where it stopped if interrupted (or re-run), then writes the report.
-demo: $(STAMP)
+demo: $(CORE_STAMP)
 	if [ -f $(DEMO)/run/config.json ]; then \
 	  $(VENV)/bin/assljax run --workdir $(DEMO)/run --resume; \
 	else \
@@ -24,7 +32,7 @@ demo: $(STAMP)
 	fi
 	$(VENV)/bin/assljax report $(DEMO)/run --out $(DEMO)
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(PY) -m pytest -n 2 --dist worksteal -q --durations=15
 
 clean:

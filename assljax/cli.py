@@ -2,8 +2,10 @@
 
     assljax run --config experiments/configs/NAME.py[:ARG] --workdir DIR [--config.KEY=VALUE ...]
     assljax run --workdir DIR --resume       # continue after a crash or a labeling step
-    assljax query --workdir DIR              # export pending queries (CSV + contact sheet)
-    assljax label --workdir DIR --labels FILE.csv
+    assljax run --config NAME.py --workdir DIR/cell_I --cell I   # one (strategy, seed) cell
+    assljax cells --config NAME.py [--config.KEY=VALUE ...] [--count]   # list the cells
+    assljax query --workdir DIR [--format csv|label-studio] [--local-files-root ROOT]
+    assljax label --workdir DIR --labels FILE.csv|EXPORT.json   # CSV or Label Studio export
     assljax report DIR [DIR ...] --out OUT [--reference LABEL]   # curves, tables, paired stats
 
 Bad input of any kind prints one line, ``assljax: error: ...``, and exits with code 2;
@@ -35,13 +37,30 @@ def _parser() -> argparse.ArgumentParser:
   run.add_argument("--config", help="experiments/configs/NAME.py[:ARG]")
   run.add_argument("--workdir", required=True, help="where checkpoints and results go")
   run.add_argument("--resume", action="store_true", help="continue the run saved in --workdir")
+  run.add_argument("--cell", type=int, metavar="I",
+                   help="run only cell I (0-based) of the config's (strategy, seed) cells "
+                        "(see `assljax cells`); running it again in the same workdir resumes")
+
+  cells = commands.add_parser("cells", help="list the (strategy, seed) cells of a config, for "
+                                            "`run --cell I` on many machines")
+  cells.add_argument("--config", required=True, help="experiments/configs/NAME.py[:ARG]")
+  cells.add_argument("--count", action="store_true", help="print only the number of cells")
 
   query = commands.add_parser("query", help="export the queries waiting for human labels")
   query.add_argument("--workdir", required=True)
+  query.add_argument("--format", default="csv", choices=("csv", "label-studio"),
+                     help="csv: CSV + contact sheet (default); label-studio: tasks.json, "
+                          "label_config.xml and media files for a Label Studio project")
+  query.add_argument("--local-files-root", metavar="ROOT",
+                     help="label-studio: refer to media by /data/local-files/ URLs relative to "
+                          "ROOT (LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT) instead of embedding "
+                          "them")
 
-  label = commands.add_parser("label", help="validate and store a CSV of human labels")
+  label = commands.add_parser("label", help="validate and store human labels")
   label.add_argument("--workdir", required=True)
-  label.add_argument("--labels", required=True, help="CSV with sample_id and label columns")
+  label.add_argument("--labels", required=True,
+                     help="CSV with sample_id and label columns, or a Label Studio JSON / "
+                          "JSON-MIN export of the tasks `query --format label-studio` wrote")
 
   from assljax.report import output as report_output   # argparse lines shared with the module
   report = commands.add_parser("report", help="learning curves, tables and paired differences "
@@ -70,12 +89,15 @@ def _split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def _run(args, overrides: list[str]) -> int:
-  from assljax.loop import configs, experiment
+  from assljax.loop import configs, experiment, sweep
 
   workdir = os.path.abspath(args.workdir)
+  resume, cell_count = args.resume, None
   if args.resume:
     if args.config:
       raise ValueError("--resume continues the config saved in the workdir; drop --config")
+    if args.cell is not None:
+      raise ValueError("--resume continues the cell saved in the workdir; drop --cell")
     config = experiment.load_saved_config(workdir)
     configs.apply_overrides(config, [o for o in overrides if o.startswith("progress=")])
     if any(not o.startswith("progress=") for o in overrides):
@@ -83,13 +105,25 @@ def _run(args, overrides: list[str]) -> int:
   else:
     if not args.config:
       raise ValueError("run needs --config FILE.py[:ARG] (or --resume)")
-    if os.path.isfile(os.path.join(workdir, "config.json")):
+    if args.cell is None and os.path.isfile(os.path.join(workdir, "config.json")):
       raise ValueError(f"{workdir} already holds a run; continue it with --resume "
                        "or choose a new --workdir")
     config = configs.apply_overrides(configs.load_config(args.config), overrides)
     experiment.check_config(config)
+    if args.cell is not None:
+      cell_count = len(sweep.cells(config))
+      config = sweep.select_cell(config, args.cell)
+      if sweep.holds_cell(workdir, config):
+        resume = True
+      elif os.path.isfile(os.path.join(workdir, "config.json")):
+        raise ValueError(f"{workdir} already holds a run that is not cell {args.cell} of this "
+                         "config; choose a new --workdir")
+      print(f"assljax: cell {args.cell} of {cell_count}: strategy {config.strategies[0]}, "
+            f"seed {config.seeds[0]}" + (" (resuming)" if resume else ""))
   prepared = experiment.prepare(config)
-  if not args.resume:
+  if not resume:
+    if args.cell is not None:   # before config.json: a workdir with config.json is a run
+      sweep.save_cell(workdir, args.cell, cell_count, config, args.config, overrides)
     experiment.save_config(workdir, config)
   status = experiment.run_experiment(prepared, workdir)
   if status.status == "awaiting_labels":
@@ -101,11 +135,20 @@ def _run(args, overrides: list[str]) -> int:
   return 0
 
 
+def _cells(args, overrides: list[str]) -> int:
+  from assljax.loop import configs, experiment, sweep
+  config = configs.apply_overrides(configs.load_config(args.config), overrides)
+  experiment.check_config(config)
+  print(len(sweep.cells(config)) if args.count else sweep.describe(config))
+  return 0
+
+
 def _query(args) -> int:
   from assljax.loop import experiment
   workdir = os.path.abspath(args.workdir)
   prepared = experiment.prepare(experiment.load_saved_config(workdir), log=lambda _: None)
-  for path in experiment.export_pending(prepared, workdir):
+  for path in experiment.export_pending(prepared, workdir, fmt=args.format,
+                                        local_files_root=args.local_files_root):
     print(path)
   return 0
 
@@ -127,18 +170,22 @@ def _report(args) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
   """Entry point of the `assljax` console script; returns the exit code."""
+  from assljax._optional import MissingDependencyError
+
   argv = list(sys.argv[1:] if argv is None else argv)
   try:
     rest, overrides = _split_overrides(argv)
     if rest[:1] == ["-h"] or rest[:1] == ["--help"] or (len(rest) >= 2 and rest[1] in ("-h", "--help")):
       _parser().parse_args(rest)  # prints help and exits 0
     args = _parser().parse_args(rest)
-    if overrides and args.command != "run":
-      raise ValueError("--config.KEY=VALUE overrides only apply to `assljax run`")
-    handler = {"run": lambda: _run(args, overrides), "query": lambda: _query(args),
-               "label": lambda: _label(args), "report": lambda: _report(args)}[args.command]
+    if overrides and args.command not in ("run", "cells"):
+      raise ValueError("--config.KEY=VALUE overrides only apply to `assljax run` and "
+                       "`assljax cells`")
+    handler = {"run": lambda: _run(args, overrides), "cells": lambda: _cells(args, overrides),
+               "query": lambda: _query(args), "label": lambda: _label(args),
+               "report": lambda: _report(args)}[args.command]
     return handler()
-  except (ValueError, OSError) as e:
+  except (ValueError, OSError, MissingDependencyError) as e:  # missing extra: one line too
     message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     print(f"assljax: error: {message}", file=sys.stderr)
     return EXIT_BAD_INPUT

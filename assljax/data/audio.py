@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from assljax._optional import require
 from assljax.data.dataset import Dataset, Split, stratified_indices, subsample_rng
 
 SAMPLE_RATE = 16_000
@@ -189,7 +190,7 @@ def log_mel_spectrogram(waveforms: Any) -> np.ndarray:
   Returns:
     ``(n, 32, 32, 1)`` float32 in [0, 1]: ``[clip, mel band, frame, 0]``.
   """
-  import tensorflow as tf  # heavy, optional at import time
+  tf = require("tensorflow", extra="audio")  # heavy, optional at import time
 
   waves = np.asarray(waveforms, dtype=np.float32)
   if waves.ndim != 2 or waves.shape[1] != NUM_SAMPLES:

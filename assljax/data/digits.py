@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from assljax._optional import require
 from assljax.data.dataset import Dataset, Split, stratified_indices, subsample_rng, subsample_split
 
 
@@ -30,7 +31,7 @@ def load_digits(*, seed: int = 0, max_train: int | None = None, max_test: int | 
   """
   if not isinstance(test_fraction, (int, float)) or not 0.0 < test_fraction < 1.0:
     raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction!r}.")
-  from sklearn import datasets  # heavy, optional at import time
+  datasets = require("sklearn.datasets")  # heavy, optional at import time
 
   bunch = datasets.load_digits()
   x = (bunch.images.astype(np.float32) / 16.0)[..., None]

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from assljax._optional import require
 from assljax.data.dataset import Dataset, Split, stratified_indices, subsample_rng
 
 _BATCH = 1024
@@ -77,7 +78,7 @@ def _open(builder: Any, name: str, split: str, data_dir: str | None, folder_load
 
 def _labels_and_names(ds: Any, label_key: str, name_key: str | None) -> tuple[np.ndarray, list]:
   """One pass over ``ds`` for the labels (and file names), as host arrays."""
-  import tensorflow_datasets as tfds
+  tfds = require("tensorflow_datasets", extra="tfds")
 
   keys = (label_key,) if name_key is None else (label_key, name_key)
   labels, names = [], []
@@ -89,7 +90,7 @@ def _labels_and_names(ds: Any, label_key: str, name_key: str | None) -> tuple[np
 
 
 def _read_images(ds: Any, feature: str, label_key: str) -> tuple[np.ndarray, np.ndarray]:
-  import tensorflow_datasets as tfds
+  tfds = require("tensorflow_datasets", extra="tfds")
 
   xs, ys = [], []
   for x, y in tfds.as_numpy(ds.map(lambda ex: (ex[feature], ex[label_key])).batch(_BATCH)):
@@ -108,8 +109,8 @@ def _read_audio(ds: Any, feature: str, label_key: str, sample_rate: int,
   ``keep`` is a mask over the split (None: all); the clips are ``(n, 16000)`` int16 when
   ``keep_waveforms``, else None.
   """
-  import tensorflow as tf
-  import tensorflow_datasets as tfds
+  tf = require("tensorflow", extra="tfds")
+  tfds = require("tensorflow_datasets", extra="tfds")
 
   from assljax.data import audio
 
@@ -195,7 +196,7 @@ def load_tfds(name: str, *, data_dir: str | None = None, seed: int = 0,
   if name not in _SOURCES:
     raise ValueError(f"unknown tensorflow-datasets source {name!r}; available:"
                      f" {', '.join(_SOURCES)}.")
-  import tensorflow_datasets as tfds  # heavy, optional at import time
+  tfds = require("tensorflow_datasets", extra="tfds")  # heavy, optional at import time
 
   source = _SOURCES[name]
   builder = tfds.builder(name, data_dir=data_dir)

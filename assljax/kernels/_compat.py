@@ -33,6 +33,8 @@ import importlib.util
 import sys
 import types
 
+from assljax._optional import check
+
 _INSTALLED = False
 _MOVED_TO_EXTEND_CORE = ("Jaxpr", "JaxprEqn", "Literal", "Var", "Primitive", "ClosedJaxpr")
 
@@ -97,6 +99,7 @@ def install(*, stub_experimental: bool | None = None) -> None:
 
 def import_neural_tangents() -> types.ModuleType:
   """Imports ``neural_tangents`` with the shim applied first."""
+  check("neural_tangents", extra="infinite")
   if "neural_tangents" not in sys.modules:
     install()
   try:

@@ -31,6 +31,8 @@ arguments. A config (``experiments/configs/*.py``, ``get_config(arg)``) has:
     seeds             list of ints; one run per (label, seed)
     oracle            "simulated" | "human"
     checkpoint_every  training steps between checkpoints
+    metrics_every     training steps between lines of metrics.jsonl / TensorBoard
+                      (optional; None: checkpoint_every)
     eval_batch_size, progress
 
 Layout of a workdir:
@@ -185,6 +187,11 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                                   or num_devices < 1):
     raise ValueError(f"config.num_devices must be None or a positive integer, "
                      f"got {num_devices!r}")
+  metrics_every = config.get("metrics_every")
+  if metrics_every is not None and (isinstance(metrics_every, bool)
+                                    or not isinstance(metrics_every, int) or metrics_every < 1):
+    raise ValueError(f"config.metrics_every must be None or a positive integer, "
+                     f"got {metrics_every!r}")
   if isinstance(config.checkpoint_every, bool) or config.checkpoint_every < 1:
     raise ValueError(f"config.checkpoint_every must be a positive integer, "
                      f"got {config.checkpoint_every!r}")
@@ -447,7 +454,8 @@ def _run_all(config, dataset, model, trainer, plans, workdir, log, validation=No
         on_checkpoint=lambda _: collect_results(workdir, config),
         train_x=training_inputs(config, dataset),
         initial_trials=int(config.al.get("initial_trials", 1)),
-        early_stopping=_early_stopping(config, validation))
+        early_stopping=_early_stopping(config, validation),
+        metrics_every=config.get("metrics_every"))
     if status.status == "awaiting_labels":
       return status._replace(records=collect_results(workdir, config))
   return status._replace(records=collect_results(workdir, config))
@@ -471,21 +479,46 @@ def awaiting_run(workdir: str, config: ml_collections.ConfigDict) -> tuple[str, 
   raise ValueError(f"no run in {workdir} is waiting for labels")
 
 
-def export_pending(prepared: Prepared, workdir: str) -> list[str]:
-  """`assljax query`: (re)writes the pending queries' CSV and contact sheet."""
+def export_pending(prepared: Prepared, workdir: str, *, fmt: str = "csv",
+                   local_files_root: str | None = None) -> list[str]:
+  """`assljax query`: (re)writes the pending queries for a person to label.
+
+  ``fmt="csv"``: the CSV and the contact sheet (and audio files) of
+  :func:`~assljax.loop.round.export_queries`. ``fmt="label-studio"``: a Label Studio
+  import in ``RUN/queries/round_R_label_studio/`` (:mod:`assljax.loop.label_studio`: tasks,
+  labeling config, media), whose tasks embed the media as data URIs, or refer to them by
+  ``/data/local-files/`` URLs relative to ``local_files_root``.
+  """
+  from assljax.loop import label_studio
+  from assljax.loop.round import queries_path
+  formats = ("csv", "label-studio")
+  if fmt not in formats:
+    raise ValueError(f"query format must be one of {', '.join(formats)}, got {fmt!r}")
+  if fmt == "csv" and local_files_root is not None:
+    raise ValueError("--local-files-root applies to --format label-studio only")
   directory, round_index, pending = awaiting_run(workdir, prepared.config)
-  return export_queries(directory, round_index, pending, prepared.dataset)
+  if fmt == "csv":
+    return export_queries(directory, round_index, pending, prepared.dataset)
+  import numpy as np
+  dataset, rows = prepared.dataset, np.asarray(pending, np.int64)
+  waveforms = getattr(dataset, "train_waveforms", None)
+  return label_studio.write_import(
+      queries_path(directory, round_index, "_label_studio"), pending,
+      [str(dataset.train.ids[i]) for i in pending], class_names=dataset.class_names,
+      kind=dataset.kind, round_index=round_index,
+      images=np.asarray(dataset.train.x)[rows] if dataset.kind == "image" else None,
+      waveforms=None if waveforms is None else np.asarray(waveforms)[rows],
+      local_files_root=local_files_root)
 
 
 def ingest_labels(prepared: Prepared, workdir: str, labels_file: str) -> str:
-  """`assljax label`: validates a label CSV and stores it for `run --resume`."""
+  """`assljax label`: validates human labels and stores them for `run --resume`.
+
+  A CSV (``sample_id,label``) or a Label Studio JSON / JSON-MIN export
+  (:func:`~assljax.loop.oracle.store_labels`); nothing is written unless the whole file is
+  valid.
+  """
   from assljax.loop import oracle as oracle_lib
   directory, round_index, pending = awaiting_run(workdir, prepared.config)
-  oracle_lib.read_labels(labels_file, pending, prepared.dataset.class_names)
-  target = labels_path(directory, round_index)
-  os.makedirs(os.path.dirname(target), exist_ok=True)
-  tmp = target + ".tmp"
-  with open(labels_file, "rb") as src, open(tmp, "wb") as dst:
-    dst.write(src.read())
-  os.replace(tmp, target)
-  return target
+  return oracle_lib.store_labels(labels_file, labels_path(directory, round_index), pending,
+                                 prepared.dataset.class_names, round_index=round_index)

@@ -10,6 +10,10 @@ The human round trip:
 
 A label file is data only: it is parsed with :mod:`csv`, never evaluated, and rejected
 whole (naming the offending line) if any row is wrong, so a bad file never changes state.
+
+With a labeling tool instead of a spreadsheet, ``assljax query --format label-studio``
+writes a Label Studio import and ``assljax label`` accepts the tool's JSON export
+(:mod:`assljax.loop.label_studio`; :func:`store_labels` tells the two formats apart).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import shutil
 from typing import Sequence
 
 import numpy as np
+
+from assljax._optional import require
 
 QUERY_COLUMNS = ("sample_id", "source", "label")
 
@@ -125,7 +131,7 @@ def read_labels(path: str | os.PathLike, pending: Sequence[int],
 def write_contact_sheet(path: str | os.PathLike, images: np.ndarray, indices: Sequence[int], *,
                         columns: int = 10) -> str:
   """Saves a PNG grid of query images ``(q, H, W, C)`` in [0, 1], titled by sample id."""
-  import matplotlib
+  matplotlib = require("matplotlib")
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
@@ -160,3 +166,61 @@ def copy_audio_sources(directory: str | os.PathLike, indices: Sequence[int],
       shutil.copyfile(source, target)
       written.append(target)
   return written
+
+
+def write_labels(path: str | os.PathLike, answers: Sequence[tuple[int, str]]) -> str:
+  """Writes ``(sample_id, label)`` rows as a label CSV (``sample_id,label``), atomically."""
+  path = os.fspath(path)
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  tmp = path + ".tmp"
+  with open(tmp, "w", newline="", encoding="utf-8") as f:
+    writer = csv.writer(f)
+    writer.writerow(("sample_id", "label"))
+    for sample_id, label in answers:
+      writer.writerow([int(sample_id), label])
+  os.replace(tmp, path)
+  return path
+
+
+def _copy_atomically(source: str, target: str) -> None:
+  os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+  with open(source, "rb") as src, open(target + ".tmp", "wb") as dst:
+    shutil.copyfileobj(src, dst)
+  os.replace(target + ".tmp", target)
+
+
+def store_labels(labels_file: str | os.PathLike, target: str | os.PathLike,
+                 pending: Sequence[int], class_names: Sequence[str], *,
+                 round_index: int | None = None) -> str:
+  """Validates a file of human labels and stores it as the label CSV ``target``.
+
+  ``labels_file`` is a CSV (:func:`read_labels`), copied as it is, or a Label Studio JSON or
+  JSON-MIN export (a ``.json`` name, or content starting with ``[`` or ``{``;
+  :func:`assljax.loop.label_studio.read_export`), stored as the equivalent CSV of class
+  names, with a copy of the export beside it (``round_R.label_studio.json``).
+
+  Returns:
+    ``target``.
+
+  Raises:
+    ValueError: naming the first problem; then nothing is written.
+  """
+  from assljax.loop import label_studio
+  labels_file, target = os.fspath(labels_file), os.fspath(target)
+  if not label_studio.looks_like_export(labels_file):
+    read_labels(labels_file, pending, class_names)
+    _copy_atomically(labels_file, target)
+    return target
+  answers = label_studio.read_export(labels_file, pending, class_names, round_index=round_index)
+  staged = write_labels(target + ".staged", [(i, class_names[answers[i]]) for i in pending])
+  try:
+    survives = read_labels(staged, pending, class_names) == answers
+  except ValueError:
+    survives = False
+  if not survives:   # e.g. a class name with surrounding blanks, which read_labels strips
+    os.remove(staged)
+    raise ValueError("the dataset's class names do not survive a CSV round trip; label "
+                     "with a CSV of class indices instead")
+  _copy_atomically(labels_file, os.path.splitext(target)[0] + ".label_studio.json")
+  os.replace(staged, target)
+  return target

@@ -33,6 +33,7 @@ from assljax.data.dataset import Dataset
 from assljax.data.pool import add_labels, class_histogram, initial_pool
 from assljax.loop import oracle as oracle_lib
 from assljax.loop.checkpoint import Checkpoints
+from assljax.loop.metrics_log import MetricsLog
 from assljax.loop.state import ACQUIRE, TRAIN_INIT, LoopState, Schedule, round_key
 from assljax.models.core import Model
 from assljax.ssl.train import Trainer, TrainingDiverged, evaluate, make_data
@@ -99,7 +100,8 @@ def run_loop(*, workdir: str, dataset: Dataset, model: Model, trainer: Trainer, 
              log: Callable[[str], None] = print,
              on_checkpoint: Callable[[list], None] | None = None,
              train_x: Any = None, initial_trials: int = 1,
-             early_stopping: EarlyStopping | None = None) -> RunStatus:
+             early_stopping: EarlyStopping | None = None,
+             metrics_every: int | None = None) -> RunStatus:
   """Runs (or resumes) one active-learning run in ``workdir``.
 
   Args:
@@ -136,6 +138,11 @@ def run_loop(*, workdir: str, dataset: Dataset, model: Model, trainer: Trainer, 
       the round's training after ``patience`` steps without improvement (at most
       ``train_steps``); the weights at the stop are the round's model. None trains
       ``train_steps`` steps.
+    metrics_every: write the training metrics (chunk means: losses by term, mask and
+      confidence rates, pseudo-label accuracy against the simulated oracle's ground
+      truth, learning rate, DARP's shift of the pseudo-labels, steps/s) every this many
+      steps to ``workdir/metrics.jsonl`` and TensorBoard event files
+      (:mod:`assljax.loop.metrics_log`); None: every ``checkpoint_every`` steps.
 
   Returns:
     A :class:`RunStatus`.
@@ -149,6 +156,9 @@ def run_loop(*, workdir: str, dataset: Dataset, model: Model, trainer: Trainer, 
     raise ValueError(f"oracle must be 'simulated' or 'human', got {oracle!r}")
   if train_steps < 1 or checkpoint_every < 1:
     raise ValueError("train_steps and checkpoint_every must be positive integers")
+  metrics_every = checkpoint_every if metrics_every is None else metrics_every
+  if isinstance(metrics_every, bool) or not isinstance(metrics_every, int) or metrics_every < 1:
+    raise ValueError(f"metrics_every must be a positive integer, got {metrics_every!r}")
   if isinstance(initial_trials, bool) or not isinstance(initial_trials, int) \
       or initial_trials < 1:
     raise ValueError(f"initial_trials must be a positive integer, got {initial_trials!r}")
@@ -166,9 +176,13 @@ def run_loop(*, workdir: str, dataset: Dataset, model: Model, trainer: Trainer, 
   x_train = x_pool if train_x is None else jnp.asarray(train_x)
   first_trained_round = 1 if schedule.zero_shot else 0
 
+  # the simulated oracle's ground truth, for the pseudo-label accuracy metrics only
+  known_labels = dataset.train.y if oracle == "simulated" else None
+
   def ssl_data(state: LoopState):
     return make_data(x_train, np.maximum(np.asarray(state.labels), 0), state.labeled_mask,
-                     labeled_capacity=dataset.train.y.shape[0], num_classes=num_classes)
+                     labeled_capacity=dataset.train.y.shape[0], num_classes=num_classes,
+                     truth=known_labels)
 
   def fresh_train_state(state: LoopState, round_index: int, variables=None, trial: int = 0):
     key = round_key(base_key, round_index, TRAIN_INIT)
@@ -204,7 +218,7 @@ def run_loop(*, workdir: str, dataset: Dataset, model: Model, trainer: Trainer, 
                       labels=pool.labels, key=base_key, train=None)
     state = state._replace(train=fresh_train_state(state, 0))
     meta = {"phase": "train", "records": [], "pending": [], "current": {},
-            "train_seconds": 0.0}
+            "train_seconds": 0.0, "steps_before": 0}
     strategy_state = None
     if schedule.zero_shot:
       meta["phase"] = "acquire"
@@ -223,6 +237,14 @@ def run_loop(*, workdir: str, dataset: Dataset, model: Model, trainer: Trainer, 
     # After a fallback past an unreadable checkpoint, never reuse its number.
     meta["checkpoint"] = checkpoints.latest_step()
     log(f"[{label} seed {seed}] resuming round {int(state.round)} at phase {meta['phase']}")
+  meta.setdefault("steps_before", 0)  # runs checkpointed before metrics were logged
+  metrics_log = MetricsLog(workdir, resume_from=meta["steps_before"] + (
+      int(state.train.step) if meta["phase"] == "train" else 0))
+
+  def current_trial() -> int:
+    if "trial_pick" in meta:
+      return int(meta["trial_pick"])
+    return len(meta.get("trial_accuracies", []))
 
   while meta["phase"] != "done":
     round_index = int(state.round)
@@ -236,13 +258,19 @@ def run_loop(*, workdir: str, dataset: Dataset, model: Model, trainer: Trainer, 
 
       def checkpoint_training(train_state, record):
         nonlocal started
+        step = int(record["step"])
         if early_stopping is not None and "eval" in record:
           best = meta.setdefault("early_stopping", {"best": -1.0, "best_step": 0})
           if record["eval"]["accuracy"] > best["best"]:
-            best.update(best=float(record["eval"]["accuracy"]), best_step=int(record["step"]))
+            best.update(best=float(record["eval"]["accuracy"]), best_step=step)
+        metrics_log.write(meta["steps_before"] + step, {
+            "round": round_index, "trial": current_trial(),
+            **{k: v for k, v in record.items() if k != "eval"},
+            **({"validation_accuracy": record["eval"]["accuracy"]} if "eval" in record else {})})
         meta["train_seconds"] += time.perf_counter() - started
         started = time.perf_counter()
-        save(state._replace(train=train_state), meta, extra=_wrap(strategy_state))
+        if step % checkpoint_every == 0 or step >= train_steps:
+          save(state._replace(train=train_state), meta, extra=_wrap(strategy_state))
 
       def patience_spent(step: int) -> bool:
         best = meta.get("early_stopping")
@@ -259,15 +287,17 @@ def run_loop(*, workdir: str, dataset: Dataset, model: Model, trainer: Trainer, 
         remaining = 0 if patience_spent(done) else train_steps - done
         try:
           train_state = trainer.train(
-              state.train, data, remaining, chunk_steps=checkpoint_every,
+              state.train, data, remaining, chunk_steps=min(checkpoint_every, metrics_every),
               callback=checkpoint_training, progress=progress, description=prefix,
               eval_batch_size=eval_batch_size, **es_options)
         except TrainingDiverged as err:
+          metrics_log.close()
           raise TrainingDiverged(err.step, (
               f"{prefix}: training diverged at step {err.step} (non-finite loss or "
               f"parameters); the last finite checkpoint is kept in "
               f"{checkpoints.directory}")) from None
         state = state._replace(train=train_state)
+        meta["steps_before"] += int(state.train.step)
         meta["train_seconds"] += time.perf_counter() - started
         started = time.perf_counter()
         if patience_spent(int(state.train.step)) and int(state.train.step) < train_steps:
@@ -338,6 +368,7 @@ def run_loop(*, workdir: str, dataset: Dataset, model: Model, trainer: Trainer, 
           written = export_queries(workdir, round_index, pending, dataset)
           log(f"{prefix}: {len(pending)} queries await labels: {written[0]} "
               f"(fill in the label column, then `assljax label` and `assljax run --resume`)")
+          metrics_log.close()
           return RunStatus("awaiting_labels", meta["records"], pending)
         by_id = oracle_lib.read_labels(path, pending, dataset.class_names)
         answers = np.asarray([by_id[i] for i in pending], np.int32)
@@ -354,6 +385,7 @@ def run_loop(*, workdir: str, dataset: Dataset, model: Model, trainer: Trainer, 
       meta.update(phase="train", pending=[], current={}, train_seconds=0.0)
       save(state, meta, extra=_wrap(strategy_state))
 
+  metrics_log.close()
   return RunStatus("done", meta["records"], [])
 
 

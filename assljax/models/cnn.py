@@ -14,11 +14,24 @@ def _max_pool(x: jax.Array) -> jax.Array:
 
 
 class CNN(nnx.Module):
-  """``[Conv3x3 -> ReLU -> MaxPool2] * 3 -> Dense(hidden) -> ReLU -> head``."""
+  """``[AvgPool(input_pool)] -> [Conv3x3 -> ReLU -> MaxPool2] * 3 -> Dense(hidden) -> ReLU
+  -> head``.
+
+  ``input_pool`` (default 1: none) averages ``input_pool x input_pool`` input pixels
+  first, a cheap way to train on CPU at a quarter of the convolution cost (e.g. 32x32
+  spectrograms seen as 16x16).
+  """
 
   def __init__(self, rngs: nnx.Rngs, *, num_classes: int, input_shape: tuple[int, ...],
-               channels: tuple[int, ...] = (32, 64, 64), hidden: int = 128):
+               channels: tuple[int, ...] = (32, 64, 64), hidden: int = 128,
+               input_pool: int = 1):
     height, width, in_channels = input_shape
+    if isinstance(input_pool, bool) or not isinstance(input_pool, int) or input_pool < 1 \
+        or height % input_pool or width % input_pool:
+      raise ValueError(f"input_pool must be a positive integer dividing the input size "
+                       f"{height}x{width}, got {input_pool!r}")
+    self.input_pool = input_pool
+    height, width = height // input_pool, width // input_pool
     convs, c_in = [], in_channels
     for c_out in channels:
       convs.append(nnx.Conv(c_in, c_out, (3, 3), padding="SAME", rngs=rngs))
@@ -30,6 +43,9 @@ class CNN(nnx.Module):
 
   def features(self, x: jax.Array, *, train: bool = False) -> jax.Array:
     del train  # no BatchNorm or dropout
+    if self.input_pool > 1:
+      window = (self.input_pool, self.input_pool)
+      x = nnx.avg_pool(x, window_shape=window, strides=window, padding="VALID")
     for conv in self.convs:
       x = _max_pool(jax.nn.relu(conv(x)))
     return jax.nn.relu(self.dense(x.reshape((x.shape[0], -1))))
@@ -39,9 +55,9 @@ class CNN(nnx.Module):
 
 
 @register("cnn")
-def _cnn(rngs, *, num_classes, input_shape, channels=(32, 64, 64), hidden=128):
+def _cnn(rngs, *, num_classes, input_shape, channels=(32, 64, 64), hidden=128, input_pool=1):
   return CNN(rngs, num_classes=num_classes, input_shape=input_shape,
-             channels=tuple(channels), hidden=hidden)
+             channels=tuple(channels), hidden=hidden, input_pool=input_pool)
 
 
 class TutorialCNN(nnx.Module):

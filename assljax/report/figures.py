@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from assljax._optional import require
 from assljax.report.paired import describe_interval
 from assljax.report.tables import fmt_iou, fmt_ratio, seed_phrase
 from assljax.report.tables import title as report_title
@@ -32,7 +33,7 @@ def style(label_index: int) -> dict:
 
 
 def _new_figure(width: float, height: float):
-  from matplotlib.backends.backend_agg import FigureCanvasAgg
+  FigureCanvasAgg = require("matplotlib.backends.backend_agg").FigureCanvasAgg
   from matplotlib.figure import Figure
   fig = Figure(figsize=(width, height), layout="constrained")
   FigureCanvasAgg(fig)

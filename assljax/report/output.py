@@ -10,6 +10,7 @@ import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from assljax._optional import require
 from assljax.report import figures, paired as paired_lib, tables
 from assljax.report.schema import RoundRecord, as_round_records, load_round_records
 from assljax.report.summary import summarize
@@ -78,7 +79,7 @@ def _write(records: list[RoundRecord], out_dir: str | os.PathLike, *, reference:
            if paired is not None or key not in _PAIRED_KEYS}
   paths = {key: out / name for key, name in names.items()}
 
-  import matplotlib
+  matplotlib = require("matplotlib")
   with matplotlib.rc_context({"svg.fonttype": "none", "font.size": 10,
                               "savefig.facecolor": "white"}):
     fig = figures.learning_curve_figure(summary)

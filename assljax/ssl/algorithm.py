@@ -41,11 +41,15 @@ class Batch(NamedTuple):
       purely supervised training).
     unlabeled_rows: ``(U,)`` int32 row of each unlabeled input in the unlabeled set
       (the index into per-sample algorithm state such as DARP's matrices).
+    y_unlabeled: ``(U,)`` int32 true labels of the unlabeled inputs (``-1`` where
+      unknown), or None. For metrics only (pseudo-label accuracy, when a simulated
+      oracle knows the truth); a loss never reads it.
   """
   x_labeled: jax.Array
   y_labeled: jax.Array
   x_unlabeled: jax.Array
   unlabeled_rows: jax.Array
+  y_unlabeled: jax.Array | None = None
 
 
 class LossContext(NamedTuple):
@@ -102,6 +106,27 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 def soft_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
   """Per-example cross-entropy ``(n,)`` of ``logits`` (n, C) against distributions (n, C)."""
   return -jnp.sum(targets * jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1), axis=-1)
+
+
+def pseudo_label_metrics(predicted: jax.Array, truth: jax.Array | None, *,
+                         weights: jax.Array | None = None, name: str = "pseudo_label_accuracy"
+                         ) -> dict:
+  """``{name: accuracy}`` of pseudo-labels against the truth, or ``{}`` without truth.
+
+  Args:
+    predicted: ``(U,)`` int pseudo-labels.
+    truth: ``(U,)`` int true labels, ``-1`` where unknown (``Batch.y_unlabeled``), or None.
+    weights: ``(U,)`` which rows count (FixMatch: the confident ones); None = all.
+
+  Returns:
+    The weighted accuracy over rows with a known label (0 when no row counts).
+  """
+  if truth is None:
+    return {}
+  known = (truth >= 0).astype(jnp.float32)
+  w = known if weights is None else known * weights
+  hits = jnp.sum(w * (predicted == truth).astype(jnp.float32))
+  return {name: hits / jnp.maximum(jnp.sum(w), 1.0)}
 
 
 def linear_rampup(step: jax.Array, length: float) -> jax.Array:

@@ -21,7 +21,8 @@ import jax.numpy as jnp
 
 from assljax._validation import check_number
 from assljax.ssl.algorithm import (
-    Algorithm, Augment, check_positive, cross_entropy, default_strong, default_weak)
+    Algorithm, Augment, check_positive, cross_entropy, default_strong, default_weak,
+    pseudo_label_metrics)
 
 PyTree = Any
 # (probs_weak (U, C), batch, step, algo_state, num_unlabeled) -> (targets (U, C), new_state)
@@ -53,7 +54,14 @@ def fixmatch_loss(*, threshold: float, lambda_u: float, weak: Augment, strong: A
     loss_u = (cross_entropy(logits_s, pseudo) * mask).mean()
     value = loss_x + lambda_u * loss_u
     metrics = {"loss": value, "loss_x": loss_x, "loss_u": loss_u, "mask_rate": mask.mean(),
-               "accuracy_x": (logits_x.argmax(-1) == batch.y_labeled).mean()}
+               "confidence": confidence.mean(),
+               "accuracy_x": (logits_x.argmax(-1) == batch.y_labeled).mean(),
+               # how far the pseudo-label step (DARP) moved the weak-view distributions:
+               # mean total variation, 0 for plain FixMatch
+               "pseudo_label_shift": 0.5 * jnp.abs(targets - probs).sum(-1).mean(),
+               **pseudo_label_metrics(pseudo, batch.y_unlabeled, weights=mask),
+               **pseudo_label_metrics(pseudo, batch.y_unlabeled,
+                                      name="pseudo_label_accuracy_all")}
     return value, (new_stats, metrics, new_state)
 
   return loss

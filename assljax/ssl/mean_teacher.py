@@ -21,7 +21,8 @@ import jax.numpy as jnp
 
 from assljax._validation import check_number
 from assljax.ssl.algorithm import (
-    Algorithm, Augment, check_positive, cross_entropy, default_weak, sigmoid_rampup)
+    Algorithm, Augment, check_positive, cross_entropy, default_weak, pseudo_label_metrics,
+    sigmoid_rampup)
 from assljax.ssl.ema import mean_teacher_decay
 
 
@@ -62,7 +63,8 @@ def mean_teacher(*, consistency: float = 100.0, rampup_steps: int = 16384, mu: i
     loss_c = consistency_mse(logits_s, logits_t)
     weight = consistency * sigmoid_rampup(step, rampup_steps)
     value = loss_x + weight * loss_c
-    metrics = {"loss": value, "loss_x": loss_x, "loss_u": loss_c, "weight_u": weight}
+    metrics = {"loss": value, "loss_x": loss_x, "loss_u": loss_c, "weight_u": weight,
+               **pseudo_label_metrics(logits_t[b:].argmax(-1), batch.y_unlabeled)}
     return value, (new_stats, metrics, ctx.algo_state)
 
   decay = functools.partial(mean_teacher_decay, rampup_steps=rampup_steps,

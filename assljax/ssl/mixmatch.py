@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 
 from assljax.ssl.algorithm import (
-    Algorithm, Augment, check_positive, default_weak, linear_rampup, soft_cross_entropy)
+    Algorithm, Augment, check_positive, default_weak, linear_rampup, pseudo_label_metrics,
+    soft_cross_entropy)
 
 
 def sharpen(probs: jax.Array, temperature: float) -> jax.Array:
@@ -101,7 +102,8 @@ def mixmatch(*, num_views: int = 2, temperature: float = 0.5, alpha: float = 0.7
     weight = lambda_u * linear_rampup(step, rampup_steps)
     value = loss_x + weight * loss_u
     metrics = {"loss": value, "loss_x": loss_x, "loss_u": loss_u, "weight_u": weight,
-               "mixup_lambda": lam}
+               "mixup_lambda": lam, "confidence": guess.max(-1).mean(),
+               **pseudo_label_metrics(guess.argmax(-1), batch.y_unlabeled)}
     return value, (new_stats, metrics, ctx.algo_state)
 
   return Algorithm(name="mixmatch", loss=loss, mu=int(mu), optimizer="adam", lr=2e-3,

@@ -44,6 +44,14 @@ def fixmatch_schedule(lr: float, total_steps: int) -> Callable[[jax.Array], jax.
   return schedule
 
 
+def adam_schedule(lr: float, *, end_lr: float | None = None, total_steps: int | None = None
+                  ) -> Callable[[jax.Array], jax.Array]:
+  """``step -> rate`` of :func:`adam`: constant, or linear from ``lr`` to ``end_lr``."""
+  if end_lr is None:
+    return lambda count: jnp.full((), lr, jnp.float32)
+  return optax.linear_schedule(lr, end_lr, total_steps)
+
+
 def sgd(lr: float = 0.03, *, total_steps: int, momentum: float = 0.9, nesterov: bool = True,
         weight_decay: float = 5e-4) -> optax.GradientTransformation:
   """FixMatch's optimizer: SGD + Nesterov momentum, cosine decay, L2 on kernels.
@@ -76,5 +84,5 @@ def adam(lr: float = 2e-3, *, weight_decay: float = 0.02, end_lr: float | None =
   end_lr = check_number("end_lr", end_lr, low=0.0)
   if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
     raise ValueError(f"total_steps must be a positive integer with end_lr, got {total_steps!r}.")
-  schedule = optax.linear_schedule(lr, end_lr, total_steps)
+  schedule = adam_schedule(lr, end_lr=end_lr, total_steps=total_steps)
   return optax.adamw(schedule, weight_decay=weight_decay, mask=kernel_mask)

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import time
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -96,6 +97,8 @@ class SSLData(NamedTuple):
     num_labeled: ``()`` int32, valid entries of ``labeled_idx``.
     unlabeled_idx: ``(U_cap,)`` int32 pool indices of the unlabeled set, padded.
     num_unlabeled: ``()`` int32, valid entries of ``unlabeled_idx``.
+    truth: ``(N,)`` int32 true labels of the whole pool (``-1`` where unknown) for the
+      pseudo-label accuracy metrics, or None; never used by a loss.
   """
   x: jax.Array
   labels: jax.Array
@@ -103,6 +106,7 @@ class SSLData(NamedTuple):
   num_labeled: jax.Array
   unlabeled_idx: jax.Array
   num_unlabeled: jax.Array
+  truth: jax.Array | None = None
 
 
 def _padded(indices: np.ndarray, capacity: int, what: str) -> np.ndarray:
@@ -114,7 +118,8 @@ def _padded(indices: np.ndarray, capacity: int, what: str) -> np.ndarray:
 
 
 def make_data(x: Any, labels: Any, labeled_mask: Any, *, unlabeled: str = "all",
-              labeled_capacity: int | None = None, num_classes: int | None = None) -> SSLData:
+              labeled_capacity: int | None = None, num_classes: int | None = None,
+              truth: Any = None) -> SSLData:
   """Builds :class:`SSLData` from a pool and its labeled mask, on the default device.
 
   Args:
@@ -126,6 +131,8 @@ def make_data(x: Any, labels: Any, labeled_mask: Any, *, unlabeled: str = "all",
     labeled_capacity: length of the padded labeled index array; keep it fixed across
       rounds to reuse the compiled step (default ``N``, which always fits).
     num_classes: if given, labeled labels are checked to lie in ``[0, num_classes)``.
+    truth: ``(N,)`` true labels of the pool for training metrics only (a simulated
+      oracle's ground truth; ``-1`` where unknown), or None.
 
   Returns:
     An :class:`SSLData`. With ``unlabeled="all"`` the unlabeled index array is
@@ -154,12 +161,17 @@ def make_data(x: Any, labels: Any, labeled_mask: Any, *, unlabeled: str = "all",
   if rest.size == 0:
     raise ValueError("the unlabeled set is empty; use unlabeled='all' or more pool data.")
   capacity = n if labeled_capacity is None else int(labeled_capacity)
+  if truth is not None:
+    truth = np.asarray(truth)
+    if truth.shape != (n,):
+      raise ValueError(f"truth must have shape ({n},), got {truth.shape}.")
+    truth = jnp.asarray(truth.astype(np.int32))
   return SSLData(
       x=x, labels=jnp.asarray(labels_np.astype(np.int32)),
       labeled_idx=jnp.asarray(_padded(labeled, capacity, "labeled")),
       num_labeled=jnp.asarray(labeled.size, jnp.int32),
       unlabeled_idx=jnp.asarray(_padded(rest.astype(np.int32), n, "unlabeled")),
-      num_unlabeled=jnp.asarray(rest.size, jnp.int32))
+      num_unlabeled=jnp.asarray(rest.size, jnp.int32), truth=truth)
 
 
 class TrainState(NamedTuple):
@@ -204,8 +216,10 @@ def sample_batch(key: jax.Array, data: SSLData, batch_size: int,
   pos = jax.random.randint(k_l, (batch_size,), 0, data.num_labeled)
   idx = data.labeled_idx[pos]
   rows = jax.random.randint(k_u, (unlabeled_batch_size,), 0, data.num_unlabeled)
+  pool_rows = data.unlabeled_idx[rows]
   return Batch(x_labeled=data.x[idx], y_labeled=data.labels[idx],
-               x_unlabeled=data.x[data.unlabeled_idx[rows]], unlabeled_rows=rows)
+               x_unlabeled=data.x[pool_rows], unlabeled_rows=rows,
+               y_unlabeled=None if data.truth is None else data.truth[pool_rows])
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -243,10 +257,13 @@ class Trainer:
     Either way each executable is compiled once, whatever ``num_steps``.
     """
     state, data = self.place(state), self.place(data)
-    if "metrics" not in self.cache:  # the metrics' names and shapes, traced once
-      self.cache["metrics"] = jax.eval_shape(self.train_step, state, data)[1]
+    # the metrics' names and shapes, traced once per data structure (pseudo-label
+    # accuracy exists only when the data carry the truth)
+    key = ("metrics", data.truth is None)
+    if key not in self.cache:
+      self.cache[key] = jax.eval_shape(self.train_step, state, data)[1]
     total = self.place({k: jnp.full(v.shape, jnp.inf if k == NONFINITE_KEY else 0, v.dtype)
-                        for k, v in self.cache["metrics"].items()})
+                        for k, v in self.cache[key].items()})
     if self.device_loop:
       state, total = self.loop_fn(state, data, jnp.asarray(num_steps, jnp.int32), total)
     else:
@@ -311,7 +328,8 @@ class Trainer:
       num_steps: steps to run.
       chunk_steps: steps per jitted call; the callback runs after each chunk.
       callback: ``callback(state, record)`` after every chunk; ``record`` holds
-        ``step``, the chunk means of the algorithm's metrics, and ``eval`` (the
+        ``step``, the chunk means of the algorithm's metrics (and ``learning_rate``),
+        ``steps_per_second`` (wall clock of the chunk, host side), and ``eval`` (the
         :func:`evaluate` result of the EMA weights) when an evaluation ran. The next
         chunk donates ``state``: save it synchronously (or copy it) inside the callback.
       eval_every: evaluate every this many steps (and at the end) if ``eval_data``.
@@ -344,11 +362,14 @@ class Trainer:
         stop = min(end, (current // chunk_steps + 1) * chunk_steps)
         if eval_every:
           stop = min(stop, (current // eval_every + 1) * eval_every)
+        started = time.perf_counter()
         state, metrics = self.run_chunk(state, data, stop - current)
         first_bad = float(metrics.pop(NONFINITE_KEY))
         if not np.isinf(first_bad):
           raise TrainingDiverged(int(first_bad))
-        record = {"step": stop, **{k: float(v) for k, v in metrics.items()}}
+        record = {"step": stop, **{k: float(v) for k, v in metrics.items()},
+                  "steps_per_second": (stop - current) / max(time.perf_counter() - started,
+                                                             1e-9)}
         if eval_data is not None and eval_every and (stop % eval_every == 0 or stop == end):
           with parallel.use_mesh(self.mesh):
             record["eval"] = evaluate(self.model, self.eval_variables(state), eval_data[0],
@@ -374,7 +395,8 @@ def make_trainer(model: Model, algorithm: Algorithm, *, batch_size: int = 64,
                  nesterov: bool = True, optimizer: optax.GradientTransformation | None = None,
                  ema_decay: float = 0.999, compute_dtype: Any = None,
                  device_loop: bool | None = None,
-                 mesh: jax.sharding.Mesh | None = None) -> Trainer:
+                 mesh: jax.sharding.Mesh | None = None,
+                 lr_schedule: Callable[[jax.Array], jax.Array] | None = None) -> Trainer:
   """Builds a :class:`Trainer` (and its jitted chunk function).
 
   Args:
@@ -402,6 +424,9 @@ def make_trainer(model: Model, algorithm: Algorithm, *, batch_size: int = 64,
       ``batch_size`` and ``mu * batch_size`` must be multiples of its size), the state and
       data replicated, and evaluations during ``train`` run under the mesh. None: one
       device (the default device), as before.
+    lr_schedule: ``step -> learning rate`` of ``optimizer``, reported as the
+      ``learning_rate`` metric; None: the built-in recipe's own schedule (none is
+      reported for a custom ``optimizer`` without it).
 
   Returns:
     A :class:`Trainer`.
@@ -417,9 +442,11 @@ def make_trainer(model: Model, algorithm: Algorithm, *, batch_size: int = 64,
     weight_decay = algorithm.weight_decay if weight_decay is None else float(weight_decay)
     if algorithm.optimizer == "adam":
       optimizer = optim.adam(lr, weight_decay=weight_decay)
+      lr_schedule = optim.adam_schedule(lr)
     else:
       optimizer = optim.sgd(lr, total_steps=total_steps, momentum=momentum,
                             nesterov=nesterov, weight_decay=weight_decay)
+      lr_schedule = optim.fixmatch_schedule(lr, total_steps)
   unlabeled_batch_size = mu * batch_size
   if mesh is not None:
     if not isinstance(mesh, jax.sharding.Mesh) or parallel.DATA_AXIS not in mesh.axis_names:
@@ -463,6 +490,8 @@ def make_trainer(model: Model, algorithm: Algorithm, *, batch_size: int = 64,
         ema_batch_stats=ema_update(state.ema_batch_stats, new_stats, decay),
         algo_state=algo_state, key=state.key)
     metrics = {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
+    if lr_schedule is not None:
+      metrics["learning_rate"] = jnp.asarray(lr_schedule(state.step), jnp.float32)
     finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in metrics.values()]
                                + [_all_finite(params)]))
     metrics[NONFINITE_KEY] = jnp.where(finite, jnp.inf, state.step.astype(jnp.float32))

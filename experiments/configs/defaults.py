@@ -36,6 +36,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.seeds = [0]
   config.oracle = "simulated"
   config.checkpoint_every = 1000
+  # Training steps between two lines of RUN/metrics.jsonl (and TensorBoard scalars).
+  config.metrics_every = 100
   config.eval_batch_size = 1024
   config.progress = True
   # Devices of the data mesh that training and pool scoring are split over; None: one

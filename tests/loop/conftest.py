@@ -29,17 +29,14 @@ TINY_CONFIG = textwrap.dedent('''
       c.seeds = [0]
       c.oracle = "simulated"
       c.checkpoint_every = 4
+      c.metrics_every = 2
       c.eval_batch_size = 64
       c.progress = False
       c.num_devices = None
       return c
 ''')
 
-TIMING_FIELDS = ("acquisition_seconds", "training_seconds")
-
-
-def without_timings(records):
-  return [{k: v for k, v in r.items() if k not in TIMING_FIELDS} for r in records]
+from loop_helpers import TIMING_FIELDS, without_timings  # noqa: F401  (re-exported)
 
 
 @pytest.fixture(scope="session")

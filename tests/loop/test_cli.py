@@ -194,3 +194,60 @@ def test_query_and_resume_of_a_finished_run(capsys, done_workdir, waiting_workdi
   _fails(capsys, ["query", "--workdir", done_workdir], "no run in")
   assert main(["run", "--workdir", done_workdir, "--resume"]) == 0
   assert "done" in capsys.readouterr().out
+
+
+def _label_studio_export(tasks_json, choose):
+  """A Label Studio JSON export of ``tasks.json`` in the shape Label Studio 1.23.2 writes
+  (tests/loop/label_studio_export.json), each task annotated with ``choose(sample_id)``."""
+  with open(tasks_json) as f:
+    tasks = json.load(f)
+  export = []
+  for task_id, task in enumerate(tasks, start=1):
+    chosen = choose(task["data"]["sample_id"])
+    result = [{"from_name": "label", "to_name": "image", "type": "choices",
+               "value": {"choices": chosen}}]
+    export.append({"id": task_id, "data": task["data"], "predictions": [], "drafts": [],
+                   "annotations": [] if chosen is None else [
+                       {"id": task_id, "completed_by": 1, "result": result,
+                        "was_cancelled": False, "ground_truth": False, "task": task_id}]})
+  return export
+
+
+def test_label_studio_round_trip(capsys, tmp_path, waiting_workdir):
+  import shutil
+  workdir = str(tmp_path / "w")
+  shutil.copytree(waiting_workdir, workdir)
+  assert main(["query", "--workdir", workdir, "--format", "label-studio"]) == 0
+  printed = capsys.readouterr().out.split()
+  assert [os.path.basename(p) for p in printed] == ["tasks.json", "label_config.xml", "media"]
+  assert "round_0_label_studio" in printed[0]
+  _fails(capsys, ["query", "--workdir", workdir, "--local-files-root", str(tmp_path)],
+         "applies to --format label-studio only")
+  (tmp_path / "other").mkdir()
+  _fails(capsys, ["query", "--workdir", workdir, "--format", "label-studio",
+                  "--local-files-root", str(tmp_path / "other")], "not under the local")
+  pending = _pending(workdir)
+  before = _snapshot(workdir)
+  export = tmp_path / "project-1.json"
+  for choose, message in (
+      (lambda i: ["4"] if i == pending[0] else None, "4 pending queries have no chosen class"),
+      (lambda i: ["4", "5"], "has 2 choices (4, 5)"),
+      (lambda i: ["four"], "'four' is not a class of the dataset"),
+  ):
+    export.write_text(json.dumps(_label_studio_export(printed[0], choose)))
+    _fails(capsys, ["label", "--workdir", workdir, "--labels", str(export)], message)
+  unknown = _label_studio_export(printed[0], lambda i: ["1"])
+  unknown[0]["data"]["sample_id"] = 999999
+  (tmp_path / "unknown").write_text(json.dumps(unknown))   # no .json: detected by content
+  _fails(capsys, ["label", "--workdir", workdir, "--labels", str(tmp_path / "unknown")],
+         "(sample_id 999999) is not a pending query")
+  assert _snapshot(workdir) == before
+  export.write_text(json.dumps(_label_studio_export(printed[0], lambda i: [str(i % 10)])))
+  assert main(["label", "--workdir", workdir, "--labels", str(export)]) == 0
+  stored = os.path.join(workdir, "runs", "random", "seed_0", "labels", "round_0.csv")
+  with open(stored) as f:
+    assert f.read().split() == ["sample_id,label"] + [f"{i},{i % 10}" for i in pending]
+  assert main(["run", "--workdir", workdir, "--resume"]) == 0
+  with open(os.path.join(workdir, "results.json")) as f:
+    record = json.load(f)[0]
+  assert record["queried_indices"] == pending

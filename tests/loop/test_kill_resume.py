@@ -17,7 +17,7 @@ import pytest
 
 from assljax.cli import main
 
-from conftest import without_timings
+from loop_helpers import without_timings
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from assljax.loop import configs, experiment
 from assljax.loop.round import labels_path
 from assljax.loop.state import Schedule
 
-from conftest import without_timings
+from loop_helpers import without_timings
 
 
 class Interrupt(Exception):

@@ -7,7 +7,7 @@ import pytest
 
 from assljax.cli import main
 
-from conftest import without_timings
+from loop_helpers import without_timings
 
 
 def _records(workdir):

@@ -18,7 +18,7 @@ from assljax.loop.checkpoint import Checkpoints
 from assljax.loop.state import Schedule
 from assljax.ssl.train import TrainingDiverged
 
-from conftest import without_timings
+from loop_helpers import without_timings
 
 
 @pytest.fixture(scope="module")
