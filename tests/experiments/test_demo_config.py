@@ -7,14 +7,16 @@ from assljax.loop import configs, experiment
 DEMO = pathlib.Path(__file__).resolve().parents[2] / "experiments" / "configs" / "demo.py"
 
 
-def test_demo_is_npc_entropy_random_on_digits_with_fixmatch():
+def test_demo_is_npc_against_random_on_digits_with_fixmatch_darp():
   config = configs.load_config(str(DEMO))
   experiment.check_config(config)
   assert (config.dataset.name, config.model.name, config.ssl.algorithm) == (
-      "digits", "cnn", "fixmatch")
-  assert sorted(config.strategies) == ["entropy", "npc", "random"]
-  assert len(config.seeds) == 2
+      "digits", "cnn", "fixmatch_darp")
+  assert list(config.strategies) == ["random", "npc"]
+  # enough seeds for a paired interval (t with 4 degrees of freedom)
+  assert len(config.seeds) == 5
   al = config.al
-  # 10 balanced labels (digits has 10 classes), then 5 rounds of 10 queries.
-  assert (al.initial_per_class, al.query_size) == (1, 10)
-  assert (al.budget - 10 * al.initial_per_class) // al.query_size == 5
+  # 10 balanced labels (digits has 10 classes), then 2 rounds of 10 queries.
+  assert (al.initial_per_class, al.query_size, al.budget, al.mode) == (1, 10, 30, "sequential")
+  assert config.ssl.steps_per_round == config.ssl.total_steps == 1000
+  assert config.ssl.reinit
