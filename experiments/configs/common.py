@@ -5,7 +5,7 @@ Not a config itself (no ``get_config``): configs import it as a sibling module, 
 
 Config arguments (``--config FILE.py:ARG``) are a comma-separated list of ``key=value``
 items and bare flags, e.g. ``"runlocal"``, ``"q=100"``, ``"b=500,runlocal"``,
-``"data=folder"``. Values are Python literals when they parse as one (``q=100`` is an
+``"data=/data/cifar10"``. Values are Python literals when they parse as one (``q=100`` is an
 int), else strings; a bare word is a flag set to True. Each config declares the keys it
 accepts with their defaults; anything else is refused with a ValueError naming the
 accepted keys.
@@ -20,11 +20,6 @@ from typing import Any
 import ml_collections
 
 from defaults import base_config
-
-# `../shared/data/cifar10` relative to the repository root (this file is
-# <root>/experiments/configs/common.py).
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SHARED_CIFAR10 = os.path.normpath(os.path.join(_REPO_ROOT, "..", "shared", "data", "cifar10"))
 
 # Reference schedules (DESIGN §5).
 FIXMATCH_STEPS = 2 ** 20
@@ -150,13 +145,10 @@ def set_audiofolder(config: ml_collections.ConfigDict, root: str) -> None:
 
 
 def cifar10_source(config: ml_collections.ConfigDict, data: str) -> None:
-  """``data="tfds"``: tensorflow-datasets ``cifar10``; ``"folder"``: the ImageFolder copy at
-  ``../shared/data/cifar10`` (relative to the repository root); any other string: the
-  path of an ImageFolder."""
+  """``data="tfds"``: tensorflow-datasets ``cifar10``; any other string: the path of an
+  ImageFolder ``PATH/{train,test}/<class>/*`` (e.g. a CIFAR-10 copy as image files)."""
   if data == "tfds":
     set_tfds(config, "cifar10")
-  elif data == "folder":
-    set_imagefolder(config, SHARED_CIFAR10)
   else:
     set_imagefolder(config, os.path.abspath(os.path.expanduser(data)))
 

@@ -20,7 +20,7 @@ What still differs from the paper: as in ``crc_cifar10`` (training length with
 ``train=reference``, the validation size with ``train=crc``, leaky ReLU 0.1 instead of
 ReLU, no best-of-several first-round model).
 
-Arguments: ``train=reference|crc``, ``data=tfds|folder|PATH``, ``runlocal`` (CPU-sized,
+Arguments: ``train=reference|crc``, ``data=tfds|PATH``, ``runlocal`` (CPU-sized,
 as in ``crc_cifar10``).
 
     assljax run --config experiments/configs/crc_ablation_group.py --workdir runs/crc_groups

@@ -28,7 +28,7 @@ What still differs from the paper:
   with ``train=crc``, leaky ReLU 0.1 instead of ReLU, no best-of-several first-round model.
 
 Arguments: ``first=random|untrained`` (default random), ``train=reference|crc``,
-``data=tfds|folder|PATH``, ``runlocal`` (CPU-sized, as in ``crc_cifar10``).
+``data=tfds|PATH``, ``runlocal`` (CPU-sized, as in ``crc_cifar10``).
 
     assljax run --config experiments/configs/crc_ablation_layers.py --workdir runs/crc_layers
     assljax run --config experiments/configs/crc_ablation_layers.py:first=untrained --workdir runs/crc_layers_untrained

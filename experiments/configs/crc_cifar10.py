@@ -41,8 +41,8 @@ What still differs from the paper:
   seed trains one first-round model.
 
 Arguments (comma-separated): ``q=50|100`` (Q, default 50), ``train=reference|crc``,
-``data=tfds|folder|PATH`` (tfds ``cifar10``, the ImageFolder copy at
-``../shared/data/cifar10``, or an ImageFolder path), ``runlocal`` (CPU-sized: WRN-10-1,
+``data=tfds|PATH`` (tfds ``cifar10``, or the path of an ImageFolder
+``PATH/{train,test}/<class>/*``), ``runlocal`` (CPU-sized: WRN-10-1,
 200 steps per round, a 2,000-image pool, 2 queries, one seed).
 
     assljax run --config experiments/configs/crc_cifar10.py:q=50 --workdir runs/crc_cifar10_q50

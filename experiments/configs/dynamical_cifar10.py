@@ -31,15 +31,13 @@ What still differs from the paper (choices, from the official code where it exis
 * The raw weights are evaluated (EMA decay 0).
 
 Arguments (comma-separated): ``b=250|500`` (query size: Tab. 2 or Tab. 3; default 250),
-``data=tfds|folder|PATH`` (tfds ``cifar10``; ``folder``: the ImageFolder copy at
-``../shared/data/cifar10``, resolved from this file's location, which needs no
-tensorflow-datasets preparation and is what the CPU reproduction uses; or an ImageFolder
-path), ``runlocal`` (CPU-sized: a 2,000-image pool, 200 steps per round, 2 queries, one
+``data=tfds|PATH`` (tfds ``cifar10``, or the path of an ImageFolder
+``PATH/{train,test}/<class>/*``, which needs no tensorflow-datasets preparation), ``runlocal`` (CPU-sized: a 2,000-image pool, 200 steps per round, 2 queries, one
 seed; the same CNN, which is already small).
 
     assljax run --config experiments/configs/dynamical_cifar10.py --workdir runs/dynamical_cifar10
     assljax run --config experiments/configs/dynamical_cifar10.py:b=500 --workdir runs/dynamical_cifar10_b500
-    assljax run --config experiments/configs/dynamical_cifar10.py:data=folder,runlocal --workdir runs/dynamical_local
+    assljax run --config experiments/configs/dynamical_cifar10.py:data=/data/cifar10_images,runlocal --workdir runs/dynamical_local
 """
 
 from __future__ import annotations

@@ -16,8 +16,7 @@ What still differs from the paper: as in ``dynamical_cifar10`` (optimizer, batch
 augmentation from the official code, a fixed 1,000 steps for "until convergence", raw
 weights evaluated).
 
-Arguments: ``b=100|250|500|1000`` (default 100, Tab. 1's first row), ``data=tfds|folder|
-PATH`` (as in ``dynamical_cifar10``), ``runlocal`` (CPU-sized: a 2,000-image pool, 200 steps
+Arguments: ``b=100|250|500|1000`` (default 100, Tab. 1's first row), ``data=tfds|PATH`` (as in ``dynamical_cifar10``), ``runlocal`` (CPU-sized: a 2,000-image pool, 200 steps
 per round, at most 2 queries, one seed).
 
     assljax run --config experiments/configs/dynamical_rounds.py:b=100 --workdir runs/dynamical_rounds_b100

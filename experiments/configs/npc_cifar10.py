@@ -28,8 +28,8 @@ What still differs from the paper:
   epochs).
 * Tab. 3's zero- and single-shot runs are ``npc_shots``.
 
-Arguments: ``data=tfds|folder|PATH`` (tfds ``cifar10``, the ImageFolder copy at
-``../shared/data/cifar10``, or an ImageFolder path), ``runlocal`` (CPU-sized: WRN-10-1,
+Arguments: ``data=tfds|PATH`` (tfds ``cifar10``, or the path of an ImageFolder
+``PATH/{train,test}/<class>/*``), ``runlocal`` (CPU-sized: WRN-10-1,
 200 steps per round, a 2,000-image pool, 2 queries, at most 3 initial trials, one seed).
 
     assljax run --config experiments/configs/npc_cifar10.py --workdir runs/npc_cifar10

@@ -25,7 +25,7 @@ What still differs from the paper:
   the paper presumably trained it once.
 * SSL settings and DARP's schedule as in ``npc_cifar10`` (choices).
 
-Arguments: ``q=30|50`` (default 30), ``data=tfds|folder|PATH`` (as in ``npc_cifar10``),
+Arguments: ``q=30|50`` (default 30), ``data=tfds|PATH`` (as in ``npc_cifar10``),
 ``runlocal`` (CPU-sized: WRN-10-1, 200 steps per round, a 2,000-image pool, the same one
 query, at most 3 initial trials, one seed).
 

@@ -171,8 +171,8 @@ def test_arguments_are_parsed_and_bad_ones_refused():
   assert combined.al.query_size == 500 and combined.seeds == [0]
 
 
-def test_imagefolder_argument_resolves_the_shared_copy_and_can_be_overridden(tmp_path):
-  config = load("dynamical_cifar10", "data=folder")
+def test_imagefolder_argument_takes_a_path_and_can_be_overridden(tmp_path):
+  config = load("dynamical_cifar10", f"data={SHARED_CIFAR10}")
   assert config.dataset.name == "imagefolder" and config.dataset.data_dir is None
   assert config.dataset.options.to_dict() == {"root": str(SHARED_CIFAR10)}
   other = load("npc_cifar10", f"data={tmp_path}")
@@ -256,16 +256,17 @@ RUNS = [
     ("npc_shots", "runlocal", ["npc_zero_shot", "badge_single_shot"],
      {"cifar10": dict(train=120, test=20)}),
     ("npc_cifar100", "runlocal", ["albl"], {"cifar100": dict(train=320, test=100)}),
-    ("dynamical_cifar10", "data=folder,runlocal",
+    ("dynamical_cifar10", f"data={SHARED_CIFAR10},runlocal",
      ["dynamicAL", "coreset", "confidence", "margin", "entropy"], None),
-    ("dynamical_rounds", "data=folder,runlocal", ["dynamicAL"], None),
+    ("dynamical_rounds", f"data={SHARED_CIFAR10},runlocal", ["dynamicAL"], None),
     ("dynamical_svhn", "runlocal", ["random"], {"svhn_cropped": dict(train=100, test=20)}),
     ("bilevel_speech_commands", "data=tfds,runlocal", ["bilevel"],
      {"speech_commands": dict(train=120, test=12)}),
     ("bilevel_spoken_digit", "runlocal", ["uniform", "consistency"],
      {"spoken_digit": dict(train=30, test=10)}),
 ]
-RUN_IDS = [name + "".join(f":{a}" for a in arg.split(",") if a not in ("runlocal", "data=folder"))
+RUN_IDS = [name + "".join(f":{a}" for a in arg.split(",")
+                         if a != "runlocal" and not a.startswith("data=/"))
            for name, arg, *_ in RUNS]
 STEPS = 2
 

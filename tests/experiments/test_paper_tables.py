@@ -153,7 +153,7 @@ def test_config_resolves_to_its_table_entry(name, arg):
                                   ("crc_cifar100", "crc_svhn", "npc_cifar100", "dynamical_svhn",
                                    "bilevel_speech_commands", "bilevel_spoken_digit")])
 def test_imagefolder_source_changes_only_the_data(name):
-  tfds_config, folder = load(name), load(name, "data=folder")
+  tfds_config, folder = load(name), load(name, "data=/data/cifar10_images")
   assert folder.dataset.name == "imagefolder"
   for section in ("model", "ssl", "al", "strategy_options"):
     assert plain(folder[section]) == plain(tfds_config[section]), section
