@@ -18,7 +18,8 @@ Modules: ``schema`` (RoundRecord, loading, validation), ``summary`` (aggregation
 seeds), ``paired`` (paired differences), ``tables`` (Markdown, CSV, terminal),
 ``figures`` (matplotlib, imported only inside the functions that draw; the Agg canvas
 directly, no pyplot, so the report works headless and from a notebook alike),
-``output`` (the report folder and the command line).
+``training`` (each run's ``metrics.jsonl`` averaged over seeds, for the training-curve
+figure), ``output`` (the report folder and the command line).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from assljax.report.output import main, run_report, write_report
 from assljax.report.paired import paired_comparison
 from assljax.report.schema import RoundRecord, load_records, load_round_records
 from assljax.report.summary import summarize
+from assljax.report.training import load_training_curves
 
-__all__ = ["COLORS", "MARKERS", "RoundRecord", "load_records", "load_round_records", "main",
-           "paired_comparison", "run_report", "summarize", "write_report"]
+__all__ = ["COLORS", "MARKERS", "RoundRecord", "load_records", "load_round_records",
+           "load_training_curves", "main", "paired_comparison", "run_report", "summarize",
+           "write_report"]

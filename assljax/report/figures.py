@@ -226,3 +226,37 @@ def paired_figure(summary: Mapping, paired: Mapping):
     fig.legend(*ax.get_legend_handles_labels(), frameon=False, fontsize="small",
                loc="outside right upper")
   return fig
+
+
+def training_curve_figure(summary: Mapping, curves: Mapping):
+  """Training metrics vs global step, one panel per metric, one mean line per label.
+
+  ``curves`` is :func:`assljax.report.training.load_training_curves`' output. Thin
+  dotted lines mark where the lowest-seed run of the first label starts a new round.
+  """
+  from assljax.report.training import PANELS
+  panels = [(key, name) for key, name in PANELS if any(key in c for c in curves.values())]
+  fig = _new_figure(9.0, 2.6 * math.ceil(len(panels) / 2) + 0.6)
+  index = {label: i for i, label in enumerate(summary["labels"])}
+  labels = [label for label in summary["labels"] if label in curves]
+  for p, (key, name) in enumerate(panels):
+    ax = fig.add_subplot(math.ceil(len(panels) / 2), 2, p + 1)
+    for label in labels:
+      curve = curves[label]
+      if key not in curve:
+        continue
+      look = style(index[label])
+      ax.plot(curve["global_step"], curve[key], color=look["color"],
+              linestyle=look["linestyle"], linewidth=1.2, label=label)
+    for start in curves[labels[0]]["round_starts"]:
+      ax.axvline(start, color="#999999", linewidth=0.6, linestyle=":", zorder=0)
+    if key == "loss":
+      ax.set_yscale("log")
+    ax.set_title(name, fontsize=10)
+    ax.set_xlabel("Training step (all rounds)", fontsize=9)
+    _clean_axes(ax)
+  fig.suptitle(f"{report_title(summary)}: training, mean over seeds", fontsize=11)
+  handles, names = fig.axes[0].get_legend_handles_labels()
+  fig.legend(handles, names, frameon=False, fontsize="small", loc="outside lower center",
+             ncol=min(len(names), 5))
+  return fig

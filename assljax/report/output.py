@@ -14,6 +14,7 @@ from assljax._optional import require
 from assljax.report import figures, paired as paired_lib, tables
 from assljax.report.schema import RoundRecord, as_round_records, load_round_records
 from assljax.report.summary import summarize
+from assljax.report.training import load_training_curves
 
 # Names of the files write_report writes, keyed as in its returned dict.
 FILES = {
@@ -31,10 +32,12 @@ FILES = {
   "paired_png": "paired_differences.png",
   "paired_md": "paired_table.md",
   "paired_csv": "paired_table.csv",
+  "training_png": "training_curves.png",
   "summary_json": "summary.json",
   "report_md": "report.md",
 }
 _PAIRED_KEYS = ("paired_png", "paired_md", "paired_csv")
+_TRAINING_KEYS = ("training_png",)
 
 
 def _json_ready(value: Any) -> Any:
@@ -64,7 +67,8 @@ def _paired(records: list[RoundRecord], labels: Sequence[str], *, reference: str
 
 
 def _write(records: list[RoundRecord], out_dir: str | os.PathLike, *, reference: str | None,
-           interval: str, tie_tolerance: float) -> tuple[dict[str, str], dict, dict | None]:
+           interval: str, tie_tolerance: float, training_curves: Mapping | None
+           ) -> tuple[dict[str, str], dict, dict | None]:
   """write_report on validated records; returns (paths, summary, paired or None)."""
   paired_lib.check_options(interval=interval, tie_tolerance=tie_tolerance)
   summary = summarize(records)
@@ -75,8 +79,11 @@ def _write(records: list[RoundRecord], out_dir: str | os.PathLike, *, reference:
   if out.exists() and not out.is_dir():
     raise ValueError(f"--out {out} exists and is not a directory.")
   out.mkdir(parents=True, exist_ok=True)
+  training_curves = {label: curve for label, curve in (training_curves or {}).items()
+                     if label in labels}
   names = {key: name for key, name in FILES.items()
-           if paired is not None or key not in _PAIRED_KEYS}
+           if (paired is not None or key not in _PAIRED_KEYS)
+           and (training_curves or key not in _TRAINING_KEYS)}
   paths = {key: out / name for key, name in names.items()}
 
   matplotlib = require("matplotlib")
@@ -89,6 +96,9 @@ def _write(records: list[RoundRecord], out_dir: str | os.PathLike, *, reference:
     figures.iou_figure(summary).savefig(paths["iou_png"], dpi=200)
     if paired is not None:
       figures.paired_figure(summary, paired).savefig(paths["paired_png"], dpi=200)
+    if training_curves:
+      figures.training_curve_figure(summary, training_curves).savefig(paths["training_png"],
+                                                                       dpi=150)
 
   paths["accuracy_md"].write_text(tables.accuracy_markdown(summary), encoding="utf-8")
   tables.write_csv(paths["accuracy_csv"], *tables.accuracy_csv_rows(summary))
@@ -121,10 +131,21 @@ def _write(records: list[RoundRecord], out_dir: str | os.PathLike, *, reference:
                       + body("paired_md").replace("\n## ", "\n### ") + "\n")
   else:
     paired_section = f"## Paired differences\n\nNot computed: {skipped}.\n"
+  training_section = ""
+  if training_curves:
+    counts = sorted({len(c["seeds"]) for c in training_curves.values()})
+    seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+    training_section = (
+        f"## Training curves\n\n![training curves]({FILES['training_png']})\n\n"
+        f"Each run's `metrics.jsonl` (written every `metrics_every` training steps), mean "
+        f"over {seeds} seed{'' if counts == [1] else 's'} at each step; "
+        f"the step axis runs over all rounds, and dotted lines mark where a round (or an "
+        f"initial trial) starts.\n\n")
   paths["report_md"].write_text(
       f"# Report — {tables.title(summary)}\n\n"
       f"## Learning curves\n\n![learning curves]({FILES['learning_curves_png']})\n\n"
-      f"{body('accuracy_md')}\n\n{paired_section}\n## Time per round\n\n{body('timing_md')}\n\n"
+      f"{body('accuracy_md')}\n\n{training_section}{paired_section}"
+      f"\n## Time per round\n\n{body('timing_md')}\n\n"
       f"## Labeled-class histogram\n\n![class histogram]({FILES['histogram_png']})\n\n"
       f"{body('histogram_md')}\n\n## Overlap of acquired label sets\n\n"
       f"![IoU heatmap]({FILES['iou_png']})\n\n{body('iou_md')}\n", encoding="utf-8")
@@ -133,7 +154,8 @@ def _write(records: list[RoundRecord], out_dir: str | os.PathLike, *, reference:
 
 def write_report(records: Sequence[Mapping | RoundRecord], out_dir: str | os.PathLike, *,
                  reference: str | None = None, interval: str = "t",
-                 tie_tolerance: float = 1e-9) -> dict[str, str]:
+                 tie_tolerance: float = 1e-9,
+                 training_curves: Mapping | None = None) -> dict[str, str]:
   """Writes the report's figures and tables into ``out_dir`` (created if needed).
 
   Files: learning curves (``learning_curves.png``/``.svg``: accuracy in percent vs number
@@ -156,12 +178,15 @@ def write_report(records: Sequence[Mapping | RoundRecord], out_dir: str | os.Pat
       ``report.md`` says why).
     interval: ``"t"`` (paired t interval over seeds) or ``"bootstrap"``.
     tie_tolerance: a paired difference within this many percentage points is a tie.
+    training_curves: ``{label: curve}`` as from
+      :func:`assljax.report.training.load_training_curves`, or None (no training figure).
 
   Returns:
     ``{key: path}`` for every file written, keys ``learning_curves_png``,
     ``learning_curves_svg``, ``accuracy_md``, ``accuracy_csv``, ``timing_md``,
     ``timing_csv``, ``histogram_png``, ``histogram_md``, ``iou_png``, ``iou_md``,
     ``iou_csv``, ``paired_png``, ``paired_md``, ``paired_csv`` (when compared),
+    ``training_png`` (when there are training curves),
     ``summary_json``, ``report_md``.
 
   Raises:
@@ -169,7 +194,7 @@ def write_report(records: Sequence[Mapping | RoundRecord], out_dir: str | os.Pat
       the records, an option is out of range, or ``out_dir`` is an existing file.
   """
   return _write(as_round_records(records), out_dir, reference=reference, interval=interval,
-                tie_tolerance=tie_tolerance)[0]
+                tie_tolerance=tie_tolerance, training_curves=training_curves)[0]
 
 
 def run_report(paths: str | os.PathLike | Sequence[str | os.PathLike],
@@ -177,6 +202,7 @@ def run_report(paths: str | os.PathLike | Sequence[str | os.PathLike],
                interval: str = "t", tie_tolerance: float = 1e-9) -> dict[str, str]:
   """``assljax report DIR [DIR ...] --out OUT``: load, write, print a text table.
 
+  The training curves come from each run's ``metrics.jsonl`` under the workdirs.
   The text table holds the accuracy table, seconds per round and, when a reference is
   compared with, each label's AULC difference to it with its interval and verdict.
 
@@ -193,8 +219,10 @@ def run_report(paths: str | os.PathLike | Sequence[str | os.PathLike],
     ValueError: one sentence naming the bad input.
   """
   records = load_round_records(paths)
+  labels = list(dict.fromkeys(r.label for r in records))
   written, summary, paired = _write(records, out, reference=reference, interval=interval,
-                                    tie_tolerance=tie_tolerance)
+                                    tie_tolerance=tie_tolerance,
+                                    training_curves=load_training_curves(paths, labels))
   if not quiet:
     print(tables.text_table(summary, paired))
     print(f"wrote {len(written)} files to {out} (see {written['report_md']})")

@@ -93,7 +93,7 @@ def test_validate_query_plan():
   assert plan == data.QueryPlan(initial=10, query_size=10, budget=60, num_rounds=5)
   assert plan.labels_after(0) == 10 and plan.labels_after(5) == 60
   cases = [
-      ((100, 10, 11, 5, 120), r"Q0 \* C = 11 \* 10 = 110 exceeds the pool of 100"),
+      ((100, 10, 11, 5, 120), r"Q0 \* C \+ extra = 11 \* 10 \+ 0 = 110 exceeds the pool of 100"),
       ((100, 10, 1, 91, 101), r"query_size \(Q\) = 91 exceeds the 90 unlabeled samples"),
       ((100, 10, 1, 10, 110), r"budget \(B\) = 110 exceeds the pool of 100"),
       ((100, 10, 1, 10, 15), r"budget \(B\) = 15 leaves no query after the initial 10 labels"),
