@@ -38,14 +38,16 @@ Both score a set ``G`` of unlabeled samples by the spectrum of the NTK Gram matr
   Larger groups only avoid copies *within* a group (a group holding two copies has a
   zero eigenvalue, which the positive-only score also ignores).
 
-Kernel: by default the class-traced last-layer empirical NTK in closed form, the Gram of
-the features ``last_layer_features(embed_fn(params, x), C) = sqrt(C) [h(x), 1]`` (no
-autodiff), embedded once for the labeled set and the pool samples that occur in some
-candidate. Any :class:`assljax.kernels.Kernel` can be passed as ``ctx.kernel``: its
-finite feature map is used when it has one (``kernel.has_features``); otherwise ``K_LL``
-is computed once, ``K_LU`` for the pool samples that occur in some candidate, and the
-candidates' ``g x g`` blocks from kernel calls on about 256 samples at a time, keeping
-their diagonal blocks (never an ``N x N`` matrix). Scores come from
+Kernel: ``ctx.kernel``, an :class:`assljax.kernels.Kernel`, or by default the
+class-traced last-layer empirical NTK in closed form, ``Kernel.empirical(apply_fn, params,
+param_filter="last_layer", embed_fn=embed_fn)``: the Gram of the features
+``last_layer_features(embed_fn(params, x), C) = sqrt(C) [h(x), 1]`` (no autodiff). The
+strategies ask the kernel for its finite feature map (:meth:`Kernel.feature_map`) and
+evaluate it once on the labeled set and on the pool samples that occur in some
+candidate; a kernel without one (infinite width, all-parameter NTK) gives Gram blocks
+instead (:meth:`Kernel.gram_blocks`: ``K_LL`` once, ``K_LU`` for the pool samples that
+occur in some candidate, and the candidates' ``g x g`` blocks from kernel calls on
+about 256 samples at a time; never an ``N x N`` matrix). Scores come from
 :func:`assljax.kernels.batch_min_eigenvalues` with the candidates as index sets into the
 pool, so the ``(m, l, g)`` cross blocks are never materialized; its dispatcher picks the
 feature-space, bordered or dense solver (hyperparameter ``method``). Both strategies
@@ -75,7 +77,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from assljax import parallel
-from assljax._chunking import chunked_map
 from assljax.acquisition.base import (Context, StatelessStrategy, check_finite, check_request,
                                       register)
 
@@ -83,6 +84,7 @@ PyTree = Any
 
 _EMBED_CHUNK = 256
 _KERNEL_ROWS = 256   # samples per kernel call when building Gram blocks without features
+_HOST_ROWS = 4096    # pool samples gathered per feature-map call
 
 
 def _check_positive_int(value: Any, name: str, *, allow_none: bool = True) -> int | None:
@@ -114,108 +116,68 @@ def random_subsets(key: jax.Array, *, num_sets: int, size: int, n: int) -> jax.A
   return jax.lax.fori_loop(0, size, step, sets)
 
 
-@functools.partial(jax.jit, static_argnames=("embed_fn", "chunk_size"))
-def _embed_rows(embed_fn: Callable, params: PyTree, x: jax.Array, rows: jax.Array, *,
-                chunk_size: int) -> jax.Array:
-  return chunked_map(lambda r: embed_fn(params, jnp.take(x, r, axis=0)), rows,
-                     chunk_size=chunk_size)
+def _kernel_for(ctx: Context, embed_chunk_size: int) -> Any:
+  """``ctx.kernel``, or the closed-form last-layer NTK of ``ctx.embed_fn`` by default."""
+  from assljax.kernels import Kernel
+
+  if ctx.kernel is None:
+    if ctx.embed_fn is None:
+      raise ValueError("npc/crc need ctx.embed_fn (penultimate features, for the default "
+                       "last-layer NTK) or a ctx.kernel.")
+    return Kernel.empirical(ctx.apply_fn, ctx.params, param_filter="last_layer",
+                            embed_fn=ctx.embed_fn, num_classes=ctx.num_classes,
+                            chunk_size=embed_chunk_size)
+  if not isinstance(ctx.kernel, Kernel):
+    raise ValueError(f"ctx.kernel must be an assljax.kernels.Kernel, got "
+                     f"{type(ctx.kernel).__name__}.")
+  return ctx.kernel
 
 
-def _host_chunks(rows: np.ndarray, size: int):
-  for s in range(0, len(rows), size):
-    yield rows[s:s + size]
+def _map_rows(phi: Callable[[jax.Array], jax.Array], x: jax.Array,
+              rows: np.ndarray) -> jax.Array:
+  """``phi(x[rows])`` ``(len(rows), d)``, gathering ``_HOST_ROWS`` samples per call."""
+  return jnp.concatenate([phi(x[jnp.asarray(rows[s:s + _HOST_ROWS])])
+                          for s in range(0, len(rows), _HOST_ROWS)], axis=0)
 
 
-class _GramSource:
-  """Features or Gram blocks of the kernel the strategies score with."""
+def _spectral_scores(kernel: Any, x: jax.Array, labeled: np.ndarray, groups: np.ndarray, *,
+                     positive_only: bool, rtol: float | None, chunk_size: int | None,
+                     method: str) -> np.ndarray:
+  """Smallest (positive) eigenvalue of the kernel's Gram over ``labeled ∪ group`` per group.
 
-  def __init__(self, ctx: Context, embed_chunk_size: int):
-    self.ctx = ctx
-    self.embed_chunk_size = embed_chunk_size
-    kernel = ctx.kernel
-    if kernel is None:
-      if ctx.embed_fn is None:
-        raise ValueError("npc/crc need ctx.embed_fn (penultimate features, for the default "
-                         "last-layer NTK) or a ctx.kernel.")
-      self.mode = "last_layer"
-    elif getattr(kernel, "has_features", False):
-      self.mode = "kernel_features"
-    elif callable(kernel):
-      self.mode = "kernel"
-    else:
-      raise ValueError(f"ctx.kernel must be an assljax.kernels.Kernel (callable), got "
-                       f"{type(kernel).__name__}.")
+  Args:
+    kernel: an :class:`assljax.kernels.Kernel`.
+    x: ``(N, ...)`` the pool.
+    labeled: ``(l,)`` pool rows of the labeled set (may be empty).
+    groups: ``(m, g)`` pool rows of each group.
+    positive_only, rtol, chunk_size, method: as for
+      :func:`assljax.kernels.batch_min_eigenvalues`.
 
-  def features(self, rows: np.ndarray) -> jax.Array:
-    """``(len(rows), d)`` features of pool rows (``rows`` non-empty)."""
-    ctx = self.ctx
-    if self.mode == "last_layer":
-      from assljax.kernels.last_layer import last_layer_features
+  Returns:
+    ``(m,)`` float scores (host array).
+  """
+  from assljax.kernels import batch_min_eigenvalues
 
-      h = _embed_rows(ctx.embed_fn, ctx.params, ctx.x, jnp.asarray(rows, jnp.int32),
-                      chunk_size=self.embed_chunk_size)
-      return last_layer_features(h, ctx.num_classes)
-    parts = [ctx.kernel.features(ctx.x[jnp.asarray(r)]) for r in _host_chunks(rows, 4096)]
-    return jnp.concatenate(parts, axis=0)
-
-  def scores(self, labeled: np.ndarray, groups: np.ndarray, *, positive_only: bool,
-             rtol: float | None, chunk_size: int | None, method: str) -> np.ndarray:
-    """Smallest (positive) eigenvalue of the Gram over ``labeled ∪ group`` per group.
-
-    Args:
-      labeled: ``(l,)`` pool rows of the labeled set (may be empty).
-      groups: ``(m, g)`` pool rows of each group.
-
-    Returns:
-      ``(m,)`` float scores (host array).
-    """
-    from assljax.kernels.spectral import batch_min_eigenvalues
-
-    rows_u, inverse = np.unique(groups, return_inverse=True)
-    index = inverse.reshape(groups.shape).astype(np.int32)
-    # pad the gathered pool to a power of two (repeating a row no group points at twice)
-    # so that the solver compiles once per size class, not once per draw
-    padded = max(8, 1 << (len(rows_u) - 1).bit_length())
-    rows_u = np.concatenate([rows_u, np.full(padded - len(rows_u), rows_u[0])])
-    opts = dict(positive_only=positive_only, rtol=rtol, chunk_size=chunk_size, method=method)
-    if self.mode in ("last_layer", "kernel_features"):
-      phi_u = self.features(rows_u)
-      phi_l = (self.features(labeled) if len(labeled)
-               else jnp.zeros((0, phi_u.shape[1]), phi_u.dtype))
-      out = batch_min_eigenvalues(phi_L=phi_l, phi_G=phi_u, index=index, **opts)
-    else:
-      K_LL, K_LU = self._labeled_blocks(labeled, rows_u)
-      K_GG = self._group_blocks(groups)
-      out = batch_min_eigenvalues(K_LL, K_LU, K_GG, index=index, **opts)
-    out = parallel.to_host(out)   # every process gets all scores (multi-host meshes)
-    check_finite(out, "spectral scores")
-    return out
-
-  def _labeled_blocks(self, labeled: np.ndarray, rows_u: np.ndarray):
-    kernel, x = self.ctx.kernel, self.ctx.x
-    l = len(labeled)
-    if l == 0:
-      return jnp.zeros((0, 0), jnp.float32), jnp.zeros((0, len(rows_u)), jnp.float32)
-    x_l = x[jnp.asarray(labeled)]
-    K_LL = kernel(x_l, None)
-    K_LU = jnp.concatenate([kernel(x_l, x[jnp.asarray(r)])
-                            for r in _host_chunks(rows_u, 4096)], axis=1)
-    return K_LL, K_LU
-
-  def _group_blocks(self, group_rows: np.ndarray) -> jax.Array:
-    """``(m, g, g)`` kernel blocks of each group, from kernel calls on ~256 samples."""
-    kernel, x = self.ctx.kernel, self.ctx.x
-    m, g = group_rows.shape
-    per = max(1, _KERNEL_ROWS // g)
-    blocks = []
-    for s in range(0, m, per):
-      chunk = group_rows[s:s + per]
-      c = chunk.shape[0]
-      xs = x[jnp.asarray(chunk.reshape(-1))]
-      K = jnp.asarray(kernel(xs, None)).reshape(c, g, c, g)
-      ar = jnp.arange(c)
-      blocks.append(K[ar, :, ar, :])
-    return jnp.concatenate(blocks, axis=0)
+  rows_u, inverse = np.unique(groups, return_inverse=True)
+  index = inverse.reshape(groups.shape).astype(np.int32)
+  # pad the gathered pool to a power of two (repeating a row no group points at twice)
+  # so that the solver compiles once per size class, not once per draw
+  padded = max(8, 1 << (len(rows_u) - 1).bit_length())
+  rows_u = np.concatenate([rows_u, np.full(padded - len(rows_u), rows_u[0])])
+  opts = dict(positive_only=positive_only, rtol=rtol, chunk_size=chunk_size, method=method)
+  phi = kernel.feature_map()
+  if phi is not None:
+    phi_u = _map_rows(phi, x, rows_u)
+    phi_l = (_map_rows(phi, x, labeled) if len(labeled)
+             else jnp.zeros((0, phi_u.shape[1]), phi_u.dtype))
+    out = batch_min_eigenvalues(phi_L=phi_l, phi_G=phi_u, index=index, **opts)
+  else:
+    K_LL, K_LU, K_GG = kernel.gram_blocks(x[jnp.asarray(labeled)], x[jnp.asarray(rows_u)],
+                                          index, chunk_size=_KERNEL_ROWS)
+    out = batch_min_eigenvalues(K_LL, K_LU, K_GG, index=index, **opts)
+  out = parallel.to_host(out)   # every process gets all scores (multi-host meshes)
+  check_finite(out, "spectral scores")
+  return out
 
 
 class _SpectralStrategy(StatelessStrategy):
@@ -239,10 +201,10 @@ class _SpectralStrategy(StatelessStrategy):
 
     ``groups``: ``(m, g)`` pool indices. The kernel is chosen as in the module doc.
     """
-    source = _GramSource(ctx, self.embed_chunk_size)
-    return source.scores(ctx.labeled_indices(), np.asarray(groups),
-                         positive_only=positive_only, rtol=self.rtol,
-                         chunk_size=self.chunk_size, method=self.method)
+    kernel = _kernel_for(ctx, self.embed_chunk_size)
+    return _spectral_scores(kernel, ctx.x, ctx.labeled_indices(), np.asarray(groups),
+                            positive_only=positive_only, rtol=self.rtol,
+                            chunk_size=self.chunk_size, method=self.method)
 
 
 @register("npc")

@@ -10,9 +10,12 @@ m candidates.
     K = kernel_fn(x1, x2)               # (n1, n2)
     kernel = Kernel.empirical(apply_fn, params, param_filter="last_layer")
     kernel = Kernel.infinite("wrn-28-2")
+    phi = kernel.feature_map()                     # x -> (n, d), or None (no finite map)
+    K_LL, K_LU, K_GG = kernel.gram_blocks(x_l, x_pool, index)   # (l,l), (l,N), (m,g,g)
     phi = nystrom_features(kernel, landmarks)      # phi(x) -> (n, m)
     lam = min_eigenvalues(K)                       # (..., n, n) -> (...,)
     lam = bordered_min_eigenvalues(K_LL, K_LG, K_GG)   # (l,l), (m,l,g), (m,g,g) -> (m,)
+    lam = batch_min_eigenvalues(K_LL, K_LU, K_GG, index=index)  # or phi_L=, phi_G=
     stax                                # neural_tangents.stax through the compat shim
 
 Names resolve on first use, so importing this package pulls in neither

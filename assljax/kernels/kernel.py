@@ -5,11 +5,17 @@
     kernel = Kernel.from_features(lambda x: phi(x))
     K = kernel(x1, x2)          # (n1, n2) float32, traced over classes
     d = kernel.diag(x)          # (n,)  = diag(kernel(x, x)) without the (n, n) matrix
-    if kernel.has_features:
-      phi = kernel.features(x)  # (n, d) with phi(x1) @ phi(x2).T == kernel(x1, x2)
+    phi = kernel.feature_map()  # x (n, ...) -> (n, d) with phi(x1) @ phi(x2).T == kernel(x1, x2),
+                                # or None when the kernel has no finite feature map
+    K_LL, K_LU, K_GG = kernel.gram_blocks(x_labeled, x_pool, index)
+                                # (l, l), (l, N), (m, g, g): Grams over labeled ∪ x_pool[index[i]]
 
 Swapping finite for infinite width is one argument: every kernel takes raw inputs as the
 models do and returns the class-*summed* trace (``C`` times the per-class kernel).
+
+Strategies that need a Gram over ``labeled ∪ candidates`` (NPC, CRC) ask the kernel for
+:meth:`Kernel.feature_map` first (a rank-``d`` Gram is cheapest in feature space) and
+fall back to :meth:`Kernel.gram_blocks`; they never look inside the kernel.
 """
 
 from __future__ import annotations
@@ -18,15 +24,17 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from assljax._chunking import chunked_map
 from assljax.kernels.empirical import _check_chunk_size, _check_inputs, _EmpiricalNTK
 from assljax.kernels.empirical import _shaped_like_head as _selection_like_head
 from assljax.kernels.empirical import select_params
-from assljax.kernels.last_layer import last_layer_features
+from assljax.kernels.last_layer import _embedded_features
 
 PyTree = Any
 _HIGHEST = jax.lax.Precision.HIGHEST
+_POOL_COLUMNS = 4096  # pool samples per kernel call for K_LU in Kernel.gram_blocks
 
 
 def _f32(a: jax.Array) -> jax.Array:
@@ -46,7 +54,12 @@ class Kernel:
   Attributes:
     kind: ``"empirical"``, ``"infinite"`` or ``"features"``.
     has_features: whether :meth:`features` returns a finite feature map (last-layer
-      empirical kernels and :meth:`from_features` kernels).
+      empirical kernels and :meth:`from_features` kernels), i.e. whether
+      :meth:`feature_map` is not None.
+
+  What strategies ask of a kernel: :meth:`__call__` and :meth:`diag` (every kernel),
+  :meth:`feature_map` (None when there is no finite map) and :meth:`gram_blocks` (every
+  kernel; the Grams over a labeled set joined with each of many candidate groups).
   """
 
   def __init__(self, *, kind: str, description: str,
@@ -115,11 +128,9 @@ class Kernel:
 
       def embed_features(x: jax.Array) -> jax.Array:
         c = known if known is not None else classes(x)
-        h = chunked_map(lambda xc: embed_fn(params, xc), x, chunk_size=chunk_size)
-        return last_layer_features(h, c)
+        return _embedded_features(embed_fn, params, x, num_classes=c, chunk_size=chunk_size)
 
-      features = jax.jit(embed_features) if known is not None else embed_features
-      return cls._from_feature_fn(features, kind="empirical",
+      return cls._from_feature_fn(embed_features, kind="empirical",
                                   description=description + ", closed form via embed_fn")
 
     def kernel_fn(x1, x2):
@@ -221,6 +232,74 @@ class Kernel:
       raise ValueError(self._no_features_reason)
     x, _ = _check_inputs(x)
     return _f32(self._features_fn(x))
+
+  def feature_map(self) -> Callable[[jax.Array], jax.Array] | None:
+    """The finite feature map, or None when the kernel has none.
+
+    Returns:
+      ``phi(x: (n, ...)) -> (n, d)`` float32 with ``phi(x1) @ phi(x2).T == kernel(x1,
+      x2)`` (it is :meth:`features`), for last-layer empirical kernels and
+      :meth:`from_features` kernels; None for infinite-width kernels and empirical NTKs
+      of more than a final dense layer (use :meth:`gram_blocks`, or
+      ``nystrom_features`` for an approximate map). A last-layer kernel built without
+      ``embed_fn`` reads its features off the network, and ``phi`` raises ``ValueError``
+      on inputs where the logits turn out not to be affine in the head.
+    """
+    return self.features if self._features_fn is not None else None
+
+  def gram_blocks(self, x_labeled: jax.Array, x_pool: jax.Array, index: Any, *,
+                  chunk_size: int = 256) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Gram blocks over ``labeled ∪ x_pool[index[i]]`` for every group ``i``, no ``N x N``.
+
+    Every kernel has them, from kernel calls only: ``K_LL`` in one call, ``K_LU`` over
+    4096 pool samples per call, and each group's ``g x g`` block from calls on about
+    ``chunk_size`` samples (several groups at once, keeping the diagonal blocks). They
+    are the index-set form that ``assljax.kernels.batch_min_eigenvalues(K_LL, K_LU,
+    K_GG, index=index)`` scores.
+
+    Args:
+      x_labeled: ``(l, ...)`` labeled inputs; ``l = 0`` is allowed.
+      x_pool: ``(N, ...)`` inputs the groups are drawn from.
+      index: ``(m, g)`` ints in ``[0, N)``: group ``i`` is ``x_pool[index[i]]``.
+      chunk_size: samples per kernel call for the group blocks.
+
+    Returns:
+      ``K_LL (l, l)``, ``K_LU (l, N)`` and ``K_GG (m, g, g)``, float32.
+    """
+    x_pool, _ = _check_inputs(x_pool)
+    x_labeled = jnp.asarray(x_labeled)
+    if x_labeled.ndim < 1 or x_labeled.shape[1:] != x_pool.shape[1:]:
+      raise ValueError(f"x_labeled must be (l, {', '.join(map(str, x_pool.shape[1:]))}) like "
+                       f"x_pool, got shape {tuple(x_labeled.shape)}.")
+    index = np.asarray(index)
+    if index.ndim != 2 or index.shape[1] == 0 or not np.issubdtype(index.dtype, np.integer):
+      raise ValueError(f"index must be (m, g) integers with g >= 1, got shape "
+                       f"{tuple(index.shape)} and dtype {index.dtype}.")
+    n = x_pool.shape[0]
+    if index.size and (index.min() < 0 or index.max() >= n):
+      raise ValueError(f"index entries must lie in [0, {n}), found "
+                       f"[{int(index.min())}, {int(index.max())}].")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) \
+        or chunk_size < 1:
+      raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}.")
+    if x_labeled.shape[0] == 0:
+      K_LL, K_LU = jnp.zeros((0, 0), jnp.float32), jnp.zeros((0, n), jnp.float32)
+    else:
+      K_LL = self(x_labeled, None)
+      K_LU = jnp.concatenate([self(x_labeled, x_pool[s:s + _POOL_COLUMNS])
+                              for s in range(0, n, _POOL_COLUMNS)], axis=1)
+    m, g = index.shape
+    per = max(1, int(chunk_size) // g)
+    blocks = []
+    for s in range(0, m, per):
+      rows = index[s:s + per]
+      c = rows.shape[0]
+      K = self(x_pool[jnp.asarray(rows.reshape(-1))], None).reshape(c, g, c, g)
+      ar = jnp.arange(c)
+      blocks.append(K[ar, :, ar, :])
+    K_GG = (jnp.concatenate(blocks, axis=0) if blocks
+            else jnp.zeros((0, g, g), jnp.float32))
+    return K_LL, K_LU, K_GG
 
   def __repr__(self) -> str:
     return f"Kernel({self._description})"

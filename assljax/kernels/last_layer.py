@@ -11,14 +11,22 @@ is needed: it is the Gram matrix of the features ``sqrt(C) [h(x), 1]``.
 
 Its rank is at most ``d + 1``: with more points than that, the smallest eigenvalue of a
 Gram of these features is zero.
+
+From raw inputs the kernel is ``Kernel.empirical(apply_fn, params,
+param_filter="last_layer", embed_fn=embed_fn)``; its feature map (and so every strategy
+that scores with the default last-layer NTK) goes through :func:`_embedded_features`
+here, the one place that embeds and applies the closed form.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+
+from assljax._chunking import chunked_map
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -82,3 +90,16 @@ def last_layer_ntk(features1: jax.Array, features2: jax.Array | None, num_classe
     return gram * jnp.asarray(num_classes, gram.dtype)
   eye = jnp.eye(num_classes, dtype=gram.dtype)
   return gram[:, :, None, None] * eye[None, None]
+
+
+@functools.partial(jax.jit, static_argnames=("embed_fn", "num_classes", "chunk_size"))
+def _embedded_features(embed_fn: Callable[[Any, jax.Array], jax.Array], params: Any,
+                       x: jax.Array, *, num_classes: int, chunk_size: int | None) -> jax.Array:
+  """``last_layer_features(embed_fn(params, x), C)`` ``(n, d + 1)``, embedding ``chunk_size``
+  samples at a time (:func:`assljax._chunking.chunked_map`).
+
+  ``params`` is an argument, not a constant of the compiled program, so a new set of
+  weights reuses the compilation for the same ``embed_fn``.
+  """
+  h = chunked_map(lambda xc: embed_fn(params, xc), x, chunk_size=chunk_size)
+  return last_layer_features(h, num_classes)

@@ -1,0 +1,172 @@
+"""The public solvers: validate, pick a method, hand over to the jitted driver."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from assljax.kernels.spectral import _driver, _inputs
+from assljax.kernels.spectral._solvers import Method, choose_method
+
+DEFAULT_CHUNK_SIZE = 256
+
+_METHODS = ("auto", *Method)
+
+
+def min_eigenvalues(K: jax.Array, *, positive_only: bool = True, rtol: float | None = None,
+                    class_blocks: bool = False,
+                    chunk_size: int | None = DEFAULT_CHUNK_SIZE) -> jax.Array:
+  """Smallest (positive) eigenvalue of each symmetric matrix in a batch (dense).
+
+  Args:
+    K: ``(..., n, n)`` symmetric matrices (the symmetric part ``(K + Kᵀ)/2`` is used),
+      or ``(..., n, n, C, C)`` class-block Grams with ``class_blocks=True``.
+    positive_only: return the smallest eigenvalue above ``rtol * ||K||_F`` (0 if none)
+      instead of the smallest eigenvalue.
+    rtol: positive-only tolerance relative to the Frobenius norm; None for
+      :func:`default_rtol`.
+    class_blocks: the last four axes are ``(n, n, C, C)`` blocks.
+    chunk_size: matrices decomposed per ``lax.map`` step (None: all at once).
+
+  Returns:
+    ``(...,)`` eigenvalues, in the input's floating dtype.
+  """
+  K = _inputs.as_float(K, "K")
+  _inputs.check_chunk_size(chunk_size)
+  if class_blocks:
+    if K.ndim < 4 or K.shape[-4] != K.shape[-3] or K.shape[-2] != K.shape[-1]:
+      raise ValueError(
+          f"with class_blocks=True, K must be (..., n, n, C, C), got {tuple(K.shape)}.")
+    K = _inputs.assemble_blocks(K)
+  if K.ndim < 2 or K.shape[-1] != K.shape[-2] or K.shape[-1] == 0:
+    raise ValueError(f"K must be a batch of non-empty square matrices (..., n, n), "
+                     f"got shape {tuple(K.shape)}.")
+  rtol = _inputs.resolve_rtol(rtol, K.dtype)
+  batch = K.shape[:-2]
+  if math.prod(batch) == 0:
+    return jnp.zeros(batch, K.dtype)
+  scale = _inputs.scale_and_check({"K": K}, K.dtype)
+  return _driver.independent(K, scale, jnp.asarray(rtol, K.dtype),
+                             positive_only=bool(positive_only), chunk_size=chunk_size)
+
+
+def bordered_min_eigenvalues(K_LL: jax.Array, K_LG: jax.Array, K_GG: jax.Array, *,
+                             positive_only: bool = True, rtol: float | None = None,
+                             chunk_size: int | None = DEFAULT_CHUNK_SIZE) -> jax.Array:
+  """Smallest (positive) eigenvalue of ``[[K_LL, K_LG_i], [K_LG_iᵀ, K_GG_i]]`` per candidate.
+
+  ``K_LL`` is eigendecomposed once (O(l^3)); each candidate then costs
+  O(l^2 g) (the basis change ``Qᵀ K_LG``) plus O(l g^2) per Newton/bisection step on the
+  g x g Schur complement (see the package docstring). Exact for singular ``K_LL``. With
+  ``l = 0`` this is :func:`min_eigenvalues` of ``K_GG``.
+
+  Args:
+    K_LL: ``(l, l)`` labeled block, or ``(l, l, C, C)`` class blocks.
+    K_LG: ``(m, l, g)`` (or ``(m, l, g, C, C)``) labeled-candidate blocks.
+    K_GG: ``(m, g, g)`` (or ``(m, g, g, C, C)``) candidate blocks.
+    positive_only: return the smallest eigenvalue above ``rtol * ||M||_F`` (0 if none).
+    rtol: positive-only tolerance; None for :func:`default_rtol`.
+    chunk_size: candidates per ``lax.map`` step (None: all at once).
+
+  Returns:
+    ``(m,)`` eigenvalues, in the inputs' floating dtype.
+  """
+  return batch_min_eigenvalues(K_LL, K_LG, K_GG, positive_only=positive_only, rtol=rtol,
+                               chunk_size=chunk_size, method=Method.BORDERED)
+
+
+def feature_min_eigenvalues(phi_L: jax.Array, phi_G: jax.Array, *, positive_only: bool = True,
+                            rtol: float | None = None,
+                            chunk_size: int | None = DEFAULT_CHUNK_SIZE) -> jax.Array:
+  """Smallest (positive) eigenvalue of the Gram ``Φ Φᵀ``, ``Φ = [Φ_L; Φ_G_i]``, per candidate.
+
+  Works in the d-dimensional feature space: ``Φ_Lᵀ Φ_L`` is eigendecomposed once and
+  each candidate is a rank-g update of it, O(d^2 g + d g^2 per step). The Gram has
+  ``n = l + g`` rows; when ``n > d`` it is singular, so its smallest eigenvalue is
+  exactly 0 (``positive_only=False``) and the positive-only value is the smallest
+  eigenvalue of ``Φᵀ Φ`` above the tolerance. Cheapest when ``d < l + g``.
+
+  Args:
+    phi_L: ``(l, d)`` labeled features, or ``(l, C, d)`` with a class axis (Gram entries
+      are then ``C x C`` blocks).
+    phi_G: ``(m, g, d)`` (or ``(m, g, C, d)``) candidate features.
+    positive_only: return the smallest eigenvalue above ``rtol * ||Φ Φᵀ||_F`` (0 if none).
+    rtol: positive-only tolerance; None for :func:`default_rtol`.
+    chunk_size: candidates per ``lax.map`` step (None: all at once).
+
+  Returns:
+    ``(m,)`` eigenvalues of ``Φ Φᵀ``.
+  """
+  return batch_min_eigenvalues(phi_L=phi_L, phi_G=phi_G, positive_only=positive_only,
+                               rtol=rtol, chunk_size=chunk_size, method=Method.FEATURES)
+
+
+def batch_min_eigenvalues(K_LL: jax.Array | None = None, K_LG: jax.Array | None = None,
+                          K_GG: jax.Array | None = None, *, phi_L: jax.Array | None = None,
+                          phi_G: jax.Array | None = None, index: jax.Array | None = None,
+                          positive_only: bool = True, rtol: float | None = None,
+                          chunk_size: int | None = DEFAULT_CHUNK_SIZE,
+                          method: str = "auto") -> jax.Array:
+  """Smallest (positive) eigenvalue of the Gram over ``labeled ∪ G_i`` for many ``G_i``.
+
+  Give either Gram blocks or features:
+
+  * blocks: ``K_LL (l, l)``, ``K_LG (m, l, g)``, ``K_GG (m, g, g)`` (class blocks with two
+    trailing ``(C, C)`` axes are accepted too);
+  * features: ``phi_L (l, d)``, ``phi_G (m, g, d)`` (or with a class axis before ``d``),
+    the Gram being ``Φ Φᵀ``.
+
+  With ``index (m, g)`` (ints), candidates are index sets into a pool instead: blocks take
+  ``K_LG (l, N)`` (labeled x pool; rows gathered per chunk) with ``K_GG (m, g, g)``, and
+  features take ``phi_G (N, d)``. Nothing of size ``m x l x g`` is then materialized.
+
+  ``method="auto"`` picks the cheapest exact method with :func:`choose_method`; or force
+  ``"dense"`` (``eigvalsh`` of each assembled matrix), ``"bordered"`` or ``"features"``
+  (features only); a :class:`Method` works too. All methods return the same values up
+  to rounding.
+
+  Args:
+    positive_only: smallest eigenvalue above ``rtol * ||M||_F`` (0 if none) instead of
+      the smallest eigenvalue.
+    rtol: positive-only tolerance; None for :func:`default_rtol`.
+    chunk_size: candidates per ``lax.map`` step (None: all at once).
+
+  Returns:
+    ``(m,)`` eigenvalues in the inputs' floating dtype.
+  """
+  if method not in _METHODS:
+    raise ValueError(f"method must be one of {', '.join(_METHODS)}, got {method!r}.")
+  _inputs.check_chunk_size(chunk_size)
+  have_blocks = any(a is not None for a in (K_LL, K_LG, K_GG))
+  have_features = phi_L is not None or phi_G is not None
+  if have_blocks == have_features:
+    raise ValueError("give either Gram blocks (K_LL, K_LG, K_GG) or features "
+                     "(phi_L, phi_G), not both or neither.")
+  if have_blocks and any(a is None for a in (K_LL, K_LG, K_GG)):
+    raise ValueError("Gram blocks need all three of K_LL, K_LG and K_GG.")
+  if have_features and (phi_L is None or phi_G is None):
+    raise ValueError("features need both phi_L and phi_G.")
+  if index is not None:
+    index = jnp.asarray(index)
+    if index.ndim != 2:
+      raise ValueError(f"index must be (m, g), got shape {tuple(index.shape)}.")
+
+  if have_blocks:
+    inputs = _inputs.blocks(K_LL, K_LG, K_GG, index=index)
+  else:
+    inputs = _inputs.features(phi_L, phi_G, index=index)
+  dtype = inputs.labeled.dtype
+  scale = inputs.scale()
+  rtol = _inputs.resolve_rtol(rtol, dtype)
+  method = Method(choose_method(l=inputs.l, g=inputs.g, d=inputs.d) if method == "auto"
+                  else method)
+  if method == Method.FEATURES and not have_features:
+    raise ValueError("method='features' needs features (phi_L, phi_G), not Gram blocks.")
+  if method == Method.BORDERED and inputs.l == 0:
+    method = Method.DENSE  # nothing shared: the bordered solve is λ_min of K_GG
+  if inputs.m == 0:
+    return jnp.zeros((0,), dtype)
+  return _driver.score(inputs, scale, jnp.asarray(rtol, dtype), method=method,
+                       positive_only=bool(positive_only), chunk_size=chunk_size)
