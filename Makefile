@@ -31,6 +31,8 @@ demo: $(CORE_STAMP)
 	  $(VENV)/bin/assljax run --config experiments/configs/demo.py --workdir $(DEMO)/run; \
 	fi
 	$(VENV)/bin/assljax report $(DEMO)/run --out $(DEMO)
+	@echo "Five seeds separate only large effects: the digits benchmark (9 strategies, 8 seeds," \
+	  "10 -> 60 labels) and what it shows are in experiments/results/README.md"
 
 test: $(DEV_STAMP)
 	$(PY) -m pytest -n 2 --dist worksteal -q --durations=15

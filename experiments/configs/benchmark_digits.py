@@ -25,7 +25,9 @@ against 2 of 6 with DARP (mean 90.8 %).
 * seeds 0–7.
 
 Arguments: ``steps=N`` (training steps per round), ``seeds=N`` (number of seeds),
-``runlocal`` (2 seeds, 100 steps, 2 queries: every code path in a minute).
+``darp=False`` (plain FixMatch: the "before" of the recipe comparison in
+experiments/results/digits_recipe), ``runlocal`` (2 seeds, 100 steps, 2 queries: every
+code path in a minute).
 
     assljax run --config experiments/configs/benchmark_digits.py --workdir runs/benchmark_digits
     assljax report runs/benchmark_digits --out runs/benchmark_digits/report
@@ -41,14 +43,19 @@ STRATEGIES = ("random", "entropy", "margin", "badge", "coreset", "npc", "crc", "
 HPARAMS = {"bilevel": dict(landmarks=256, augment_flip=False, augment_pad=1)}
 
 
-def recipe(config, *, steps: int) -> None:
-  """Digits, the small CNN and FixMatch at ``steps`` per round (shared with the demo)."""
+def recipe(config, *, steps: int, darp: bool = True) -> None:
+  """Digits, the small CNN and FixMatch (with DARP unless ``darp=False``) at ``steps`` per
+  round (shared with the demo)."""
   config.dataset.name = "digits"
   config.model.name = "cnn"
   config.model.options = dict(channels=(16, 32, 32), hidden=64)
-  config.ssl.algorithm = "fixmatch_darp"
-  config.ssl.options = dict(threshold=0.95, lambda_u=1.0, warmup_steps=(2 * steps) // 5,
-                            refine_every=10, num_iters=10, target_distribution=None)
+  if darp:
+    config.ssl.algorithm = "fixmatch_darp"
+    config.ssl.options = dict(threshold=0.95, lambda_u=1.0, warmup_steps=(2 * steps) // 5,
+                              refine_every=10, num_iters=10, target_distribution=None)
+  else:
+    config.ssl.algorithm = "fixmatch"
+    config.ssl.options = dict(threshold=0.95, lambda_u=1.0)
   config.ssl.batch_size = 32
   config.ssl.mu = 4
   config.ssl.total_steps = steps
@@ -62,9 +69,9 @@ def recipe(config, *, steps: int) -> None:
 
 
 def get_config(arg: str | None = None):
-  args = common.parse_arg(arg, steps=2000, seeds=8)
+  args = common.parse_arg(arg, steps=2000, seeds=8, darp=True)
   config = common.new_config("benchmark_digits")
-  recipe(config, steps=common.positive("steps", args["steps"]))
+  recipe(config, steps=common.positive("steps", args["steps"]), darp=args["darp"])
   for label in STRATEGIES:
     common.add_strategy(config, label, **HPARAMS.get(label, {}))
   config.seeds = list(range(common.positive("seeds", args["seeds"])))

@@ -48,6 +48,11 @@ def test_digits_benchmark_protocol():
   experiment.check_config(local)
   assert (local.ssl.steps_per_round, local.seeds, schedule(local)) == (100, [0, 1], [10, 20, 30])
   assert load("benchmark_digits", "steps=500,seeds=3").ssl.options.warmup_steps == 200
+  plain = load("benchmark_digits", "darp=False")   # the "before" of the recipe comparison
+  assert plain.ssl.algorithm == "fixmatch"
+  assert plain.ssl.options.to_dict() == dict(threshold=0.95, lambda_u=1.0)
+  with pytest.raises(ValueError, match="darp"):
+    load("benchmark_digits", "darp=1")
 
 
 def test_demo_is_the_digits_recipe_with_fewer_steps_rounds_and_strategies():
