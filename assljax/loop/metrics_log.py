@@ -55,9 +55,14 @@ class MetricsLog:
         _log.info("tensorboardX is not installed: training metrics go to %s only "
                   "(pip install tensorboardX for TensorBoard event files)", self.path)
       else:
-        # TensorBoard drops earlier events at steps >= purge_step
+        # TensorBoard drops earlier events at steps >= purge_step. tensorboardX names a file
+        # by the second it opens it and the host: a resume within the same second would
+        # truncate the file of the run it resumes, so the name also carries the resume
+        # step (zero-padded: files of one second sort in the order they were written) and
+        # the process id.
         self._writer = SummaryWriter(os.path.join(directory, TENSORBOARD),
-                                     purge_step=int(resume_from) + 1 if resume_from else None)
+                                     purge_step=int(resume_from) + 1 if resume_from else None,
+                                     filename_suffix=f".{int(resume_from):012d}.{os.getpid()}")
 
   def _truncate(self, resume_from: int) -> None:
     if not os.path.isfile(self.path):

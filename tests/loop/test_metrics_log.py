@@ -101,3 +101,23 @@ def test_resume_appends_without_duplicates(prepared, reference, tmp_path):
   loss = scalars["train/loss"]
   assert [s for s, _ in loss] == [r["global_step"] for r in reference]
   assert all(math.isclose(v, r["loss"], rel_tol=1e-6) for (_, v), r in zip(loss, reference))
+
+
+def test_resume_in_the_same_second_keeps_the_earlier_event_file(tmp_path, monkeypatch):
+  # tensorboardX names event files by the second they are opened: a resume within that
+  # second must not truncate the file of the run it resumes.
+  pytest.importorskip("tensorboardX")
+  import tensorboardX.event_file_writer as event_file_writer
+  monkeypatch.setattr(event_file_writer.time, "time", lambda: 1_700_000_000.25)
+  first = metrics_log.MetricsLog(str(tmp_path))
+  for step in (1, 2, 3):
+    first.write(step, {"loss": float(step)})
+  first.close()               # killed after step 3; the checkpoint was at step 2
+  resumed = metrics_log.MetricsLog(str(tmp_path), resume_from=2)
+  for step in (3, 4):
+    resumed.write(step, {"loss": 10.0 * step})
+  resumed.close()
+  assert len(os.listdir(tmp_path / metrics_log.TENSORBOARD)) == 2
+  scalars = _event_scalars(str(tmp_path / metrics_log.TENSORBOARD))
+  assert scalars["train/loss"] == [(1, 1.0), (2, 2.0), (3, 30.0), (4, 40.0)]
+  assert [r["loss"] for r in metrics_log.read(str(tmp_path))] == [1.0, 2.0, 30.0, 40.0]
