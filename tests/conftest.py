@@ -1,6 +1,8 @@
 """Test-wide JAX settings. Must run before JAX initializes its backends."""
 
 import os
+import shutil
+import tempfile
 
 # Eight simulated CPU devices, so that sharding tests run on one CPU host.
 _FLAG = "--xla_force_host_platform_device_count=8"
@@ -9,6 +11,16 @@ if _FLAG not in os.environ.get("XLA_FLAGS", ""):
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # TensorFlow (imported by tfds) must not grab accelerators or threads it does not need.
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+# One persistent compilation cache per test session, shared by the xdist workers and the
+# subprocesses the tests start (inherited through the environment): many tests compile
+# the same tiny programs, and a cache hit skips XLA's compile. Started empty by the
+# controlling process, so a session never reads another session's programs.
+_CACHE = os.path.join(tempfile.gettempdir(), f"assljax-tests-jax-cache-{os.getuid()}")
+if "PYTEST_XDIST_WORKER" not in os.environ:
+  shutil.rmtree(_CACHE, ignore_errors=True)
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _CACHE)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
 
 import jax  # noqa: E402
 
