@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import os
+import time
 from typing import Any
 
 _log = logging.getLogger(__name__)
@@ -47,22 +48,33 @@ class MetricsLog:
     self.path = os.path.join(directory, JSONL)
     self._truncate(int(resume_from))
     self._file = open(self.path, "a")
-    self._writer = None
+    self._events = None
     if tensorboard:
       try:
-        from tensorboardX import SummaryWriter
+        from tensorboardX import event_file_writer
       except ImportError:
         _log.info("tensorboardX is not installed: training metrics go to %s only "
                   "(pip install tensorboardX for TensorBoard event files)", self.path)
       else:
-        # TensorBoard drops earlier events at steps >= purge_step. tensorboardX names a file
-        # by the second it opens it and the host: a resume within the same second would
-        # truncate the file of the run it resumes, so the name also carries the resume
-        # step (zero-padded: files of one second sort in the order they were written) and
-        # the process id.
-        self._writer = SummaryWriter(os.path.join(directory, TENSORBOARD),
-                                     purge_step=int(resume_from) + 1 if resume_from else None,
-                                     filename_suffix=f".{int(resume_from):012d}.{os.getpid()}")
+        events_dir = os.path.join(directory, TENSORBOARD)
+        os.makedirs(events_dir, exist_ok=True)
+        # tensorboardX's SummaryWriter queues events for a thread and writes them to disk
+        # every 120 s: a killed run loses the events before its last checkpoint, which a
+        # resume does not write again. EventsWriter writes in the calling thread, so each
+        # record is on disk when write() returns.
+        # The file name carries the second it was opened and the host; a resume within the
+        # same second would truncate the file of the run it resumes, so it also carries the
+        # resume step (zero-padded: files of one second sort in the order they were
+        # written) and the process id.
+        self._events = event_file_writer.EventsWriter(
+            os.path.join(events_dir, "events"),
+            filename_suffix=f".{int(resume_from):012d}.{os.getpid()}")
+        if resume_from:
+          # TensorBoard drops earlier events at steps >= the step of a SessionLog.START.
+          from tensorboardX.proto.event_pb2 import Event, SessionLog
+          self._events.write_event(Event(wall_time=time.time(), step=int(resume_from) + 1,
+                                         session_log=SessionLog(status=SessionLog.START)))
+        self._events.flush()
 
   def _truncate(self, resume_from: int) -> None:
     if not os.path.isfile(self.path):
@@ -84,16 +96,20 @@ class MetricsLog:
         line[key] = value if math.isfinite(value) else None
     self._file.write(json.dumps(line) + "\n")
     self._file.flush()
-    if self._writer is not None:
-      for key, value in line.items():
-        if key not in ("global_step", "step", "trial") and value is not None:
-          self._writer.add_scalar(f"train/{key}", value, int(global_step))
-      self._writer.flush()
+    if self._events is not None:
+      from tensorboardX.proto.event_pb2 import Event
+      from tensorboardX.proto.summary_pb2 import Summary
+      values = [Summary.Value(tag=f"train/{key}", simple_value=float(value))
+                for key, value in line.items()
+                if key not in ("global_step", "step", "trial") and value is not None]
+      self._events.write_event(Event(wall_time=time.time(), step=int(global_step),
+                                     summary=Summary(value=values)))
+      self._events.flush()
 
   def close(self) -> None:
     self._file.close()
-    if self._writer is not None:
-      self._writer.close()
+    if self._events is not None:
+      self._events.close()
 
 
 def read(directory: str) -> list[dict]:

@@ -121,3 +121,16 @@ def test_resume_in_the_same_second_keeps_the_earlier_event_file(tmp_path, monkey
   scalars = _event_scalars(str(tmp_path / metrics_log.TENSORBOARD))
   assert scalars["train/loss"] == [(1, 1.0), (2, 2.0), (3, 30.0), (4, 40.0)]
   assert [r["loss"] for r in metrics_log.read(str(tmp_path))] == [1.0, 2.0, 30.0, 40.0]
+
+
+def test_each_record_is_on_disk_when_write_returns(tmp_path):
+  # A SIGKILL skips close(): the events before the checkpoint the run resumes from are
+  # not written again, so they must already be in the file.
+  pytest.importorskip("tensorboardX")
+  log = metrics_log.MetricsLog(str(tmp_path))
+  for step in range(1, 31):
+    log.write(step, {"loss": 0.5 * step, "round": 0})
+  scalars = _event_scalars(str(tmp_path / metrics_log.TENSORBOARD))
+  assert scalars["train/loss"] == [(s, 0.5 * s) for s in range(1, 31)]
+  assert [s for s, _ in scalars["train/round"]] == list(range(1, 31))
+  log.close()
