@@ -10,6 +10,9 @@ TensorFlow, neural-tangents or matplotlib until a function needs them):
     assljax.data         datasets and the labeled pool
     assljax.loop         the active-learning loop, checkpoints and oracles
     assljax.parallel     the data mesh: sharded training and pool scoring
+
+Every problem of a user's input raises ``assljax.UserInputError`` (a ``ValueError``) with
+one sentence naming it.
 """
 
 from __future__ import annotations
@@ -26,8 +29,11 @@ def __getattr__(name: str):
     module = importlib.import_module(f"assljax.{name}")
     globals()[name] = module
     return module
+  if name == "UserInputError":
+    from assljax._validation import UserInputError
+    return UserInputError
   raise AttributeError(f"module 'assljax' has no attribute {name!r}")
 
 
 def __dir__():
-  return sorted(list(globals()) + list(_SUBPACKAGES))
+  return sorted(list(globals()) + list(_SUBPACKAGES) + ["UserInputError"])

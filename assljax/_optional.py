@@ -27,6 +27,8 @@ import importlib.util
 import sys
 import types
 
+from assljax._validation import UserInputError
+
 # extra -> (what needs it, the modules it provides); pyproject.toml lists the packages
 EXTRAS = {
     "tfds": ("tensorflow-datasets sources", ("tensorflow_datasets", "tensorflow")),
@@ -81,7 +83,7 @@ def check(module: str, *, extra: str | None = None) -> None:
   Imports nothing. ``module`` is a dotted name; only its top-level package is looked up.
   """
   if extra is not None and extra not in EXTRAS:
-    raise ValueError(f"unknown extra {extra!r}; known: {', '.join(EXTRAS)}.")
+    raise UserInputError(f"unknown extra {extra!r}; known: {', '.join(EXTRAS)}.")
   top = module.partition(".")[0]
   needed = (top,) if extra is None else (top, *(m for m in EXTRAS[extra][1] if m != top))
   for name in needed:

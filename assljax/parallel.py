@@ -50,6 +50,8 @@ from typing import Any, Iterator, Sequence
 import jax
 import numpy as np
 
+from assljax._validation import UserInputError, check_int
+
 PyTree = Any
 
 DATA_AXIS = "data"
@@ -95,7 +97,7 @@ def initialize_distributed(*, force: bool = False, **kwargs: Any) -> bool:
       try:
         kwargs[name] = int(env[var])
       except ValueError:
-        raise ValueError(f"{var} must be an integer, got {env[var]!r}.") from None
+        raise UserInputError(f"{var} must be an integer, got {env[var]!r}.") from None
   jax.distributed.initialize(**kwargs)
   return True
 
@@ -114,13 +116,10 @@ def data_mesh(num_devices: int | None = None, *, devices: Sequence[Any] | None =
   """
   devices = list(jax.devices() if devices is None else devices)
   if not devices:
-    raise ValueError("data_mesh got an empty list of devices.")
+    raise UserInputError("data_mesh got an empty list of devices.")
   if num_devices is None:
     num_devices = len(devices)
-  if (isinstance(num_devices, bool) or not isinstance(num_devices, (int, np.integer))
-      or not 1 <= num_devices <= len(devices)):
-    raise ValueError(f"num_devices must be an integer in [1, {len(devices)}], got "
-                     f"{num_devices!r}.")
+  num_devices = check_int("num_devices", num_devices, low=1, high=len(devices))
   return jax.sharding.Mesh(np.array(devices[:int(num_devices)]), (axis_name,),
                            axis_types=(jax.sharding.AxisType.Auto,))
 
@@ -134,7 +133,7 @@ def use_mesh(mesh: jax.sharding.Mesh | None):
   if mesh is None:
     return contextlib.nullcontext()
   if not isinstance(mesh, jax.sharding.Mesh):
-    raise ValueError(f"mesh must be a jax.sharding.Mesh or None, got {type(mesh).__name__}.")
+    raise UserInputError(f"mesh must be a jax.sharding.Mesh or None, got {type(mesh).__name__}.")
   return jax.set_mesh(mesh)
 
 
@@ -268,10 +267,10 @@ def _resolve_mesh(mesh: jax.sharding.Mesh | None) -> jax.sharding.Mesh:
   if mesh is None:
     mesh = jax.sharding.get_mesh()
     if getattr(mesh, "empty", True) or not isinstance(mesh, jax.sharding.Mesh):
-      raise ValueError("no mesh given and none is set; pass mesh= or use "
-                       "assljax.parallel.use_mesh(mesh).")
+      raise UserInputError("no mesh given and none is set; pass mesh= or use "
+                           "assljax.parallel.use_mesh(mesh).")
   if not isinstance(mesh, jax.sharding.Mesh):
-    raise ValueError(f"mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}.")
+    raise UserInputError(f"mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}.")
   return mesh
 
 
@@ -284,7 +283,7 @@ def row_sharding(mesh: jax.sharding.Mesh | None = None) -> jax.sharding.NamedSha
   """``NamedSharding`` splitting the leading axis over ``"data"`` (rest replicated)."""
   mesh = _resolve_mesh(mesh)
   if DATA_AXIS not in mesh.axis_names:
-    raise ValueError(f"mesh has no {DATA_AXIS!r} axis (axes {mesh.axis_names}).")
+    raise UserInputError(f"mesh has no {DATA_AXIS!r} axis (axes {mesh.axis_names}).")
   return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(DATA_AXIS))
 
 
@@ -305,6 +304,6 @@ def shard_rows(tree: PyTree, mesh: jax.sharding.Mesh | None = None) -> PyTree:
   for leaf in jax.tree_util.tree_leaves(tree):
     shape = np.shape(leaf)
     if not shape or shape[0] % size:
-      raise ValueError(f"shard_rows needs a leading axis divisible by the {size} devices of "
-                       f"the data axis, got shape {tuple(shape)}.")
+      raise UserInputError(f"shard_rows needs a leading axis divisible by the {size} devices of "
+                           f"the data axis, got shape {tuple(shape)}.")
   return jax.device_put(tree, sharding)

@@ -39,7 +39,7 @@ import numpy as np
 
 def _load(workdir: str):
   from assljax import data as data_lib
-  from assljax.loop import experiment
+  from assljax.app import experiment
   config = experiment.load_saved_config(workdir)
   ds = config.dataset
   options = ds.get("options", {})

@@ -83,7 +83,8 @@ _CHILD = textwrap.dedent('''
 
     import numpy as np
     import assljax
-    from assljax import cli, data
+    from assljax import data
+    from assljax.app import cli
     from assljax.kernels import Kernel
 
     work, config = sys.argv[1], sys.argv[2]

@@ -42,8 +42,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from assljax._validation import UserInputError, check_chunk_size
 from assljax.acquisition.base import (Context, check_request, check_selection, get, register)
-from assljax.acquisition.uncertainty import check_chunk_size, pool_logits
+from assljax.acquisition.uncertainty import pool_logits
 
 PyTree = Any
 
@@ -78,12 +79,13 @@ def as_state(state: Any) -> ALBLState:
   elif isinstance(state, dict):
     missing = set(ALBLState._fields) - set(state)
     if missing:
-      raise ValueError(f"albl state is missing fields {sorted(missing)}")
+      raise UserInputError(f"albl state is missing fields {sorted(missing)}")
     fields = ALBLState(**{k: state[k] for k in ALBLState._fields})
   elif isinstance(state, (list, tuple)) and len(state) == len(ALBLState._fields):
     fields = ALBLState(*state)
   else:
-    raise ValueError(f"albl state must be an ALBLState (or its dict), got {type(state).__name__}")
+    raise UserInputError(f"albl state must be an ALBLState (or its dict), got "
+                         f"{type(state).__name__}")
   return ALBLState(jnp.asarray(fields.log_weights, jnp.float32),
                    jnp.asarray(fields.query_prob, jnp.float32),
                    jnp.asarray(fields.last_arm, jnp.int32),
@@ -137,12 +139,12 @@ class ALBL:
   def __init__(self, *, experts: tuple[str, ...] = ("confidence", "coreset", "random"),
                pmin: float | None = None, delta: float = 0.1, chunk_size: int | None = 256):
     if isinstance(experts, str) or not all(isinstance(e, str) for e in experts):
-      raise ValueError(f"albl experts must be a sequence of strategy names, got {experts!r}")
+      raise UserInputError(f"albl experts must be a sequence of strategy names, got {experts!r}")
     experts = tuple(experts)
     if not experts or len(set(experts)) != len(experts):
-      raise ValueError(f"albl experts must be distinct strategy names, got {experts!r}")
+      raise UserInputError(f"albl experts must be distinct strategy names, got {experts!r}")
     if "albl" in experts:
-      raise ValueError("albl cannot be its own expert")
+      raise UserInputError("albl cannot be its own expert")
     self.experts = experts
     self.chunk_size = check_chunk_size(chunk_size)
     self._strategies = []
@@ -154,10 +156,10 @@ class ALBL:
     k = len(experts)
     self.pmin = 1.0 / (10.0 * k) if pmin is None else float(pmin)
     if not 0.0 < self.pmin <= 1.0 / k:
-      raise ValueError(f"albl pmin must lie in (0, 1/{k}], got {self.pmin!r}")
+      raise UserInputError(f"albl pmin must lie in (0, 1/{k}], got {self.pmin!r}")
     self.delta = float(delta)
     if not self.delta > 0.0:
-      raise ValueError(f"albl delta must be positive, got {delta!r}")
+      raise UserInputError(f"albl delta must be positive, got {delta!r}")
 
   def __repr__(self) -> str:
     return (f"ALBL(experts={self.experts!r}, pmin={self.pmin!r}, delta={self.delta!r}, "
@@ -168,11 +170,11 @@ class ALBL:
       return initial_state(len(self.experts), ctx.pool_size)
     state = as_state(ctx.state)
     if state.log_weights.shape != (len(self.experts),):
-      raise ValueError(f"albl state has {state.log_weights.shape[0]} expert weights but the "
-                       f"strategy has {len(self.experts)} experts")
+      raise UserInputError(f"albl state has {state.log_weights.shape[0]} expert weights but the "
+                           f"strategy has {len(self.experts)} experts")
     if state.query_prob.shape != (ctx.pool_size,):
-      raise ValueError(f"albl state covers a pool of {state.query_prob.shape[0]} samples, "
-                       f"the context has {ctx.pool_size}")
+      raise UserInputError(f"albl state covers a pool of {state.query_prob.shape[0]} samples, "
+                           f"the context has {ctx.pool_size}")
     return state
 
   def select(self, key: jax.Array, ctx: Context, budget: int) -> tuple[jax.Array, ALBLState]:

@@ -31,8 +31,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from assljax._validation import check_chunk_size
 from assljax.acquisition.base import Context, StatelessStrategy, check_finite, register
-from assljax.acquisition.uncertainty import (RowFn, check_chunk_size, head_params, map_rows,
+from assljax.acquisition.uncertainty import (RowFn, head_params, map_rows,
                                              require_embed_fn)
 
 PyTree = Any

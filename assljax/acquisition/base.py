@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 from typing import Any, Callable, Protocol
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from assljax._validation import UserInputError, check_positive_int
 
 PyTree = Any
 
@@ -124,7 +127,7 @@ def register(name: str) -> Callable:
 
   def decorator(constructor: Callable[..., Strategy]) -> Callable[..., Strategy]:
     if name in _REGISTRY:
-      raise ValueError(f"acquisition strategy {name!r} is already registered")
+      raise UserInputError(f"acquisition strategy {name!r} is already registered")
     _REGISTRY[name] = constructor
     return constructor
 
@@ -141,36 +144,39 @@ def get(name: str, **hyperparameters: Any) -> Strategy:
   if name not in _REGISTRY and name in _MODULE_OF:
     importlib.import_module(f"assljax.acquisition.{_MODULE_OF[name]}")
   if name not in _REGISTRY:
-    raise ValueError(
+    raise UserInputError(
         f"unknown acquisition strategy {name!r}; available: {', '.join(available())}")
+  constructor = _REGISTRY[name]
+  # Bind first, so an unknown or missing hyperparameter is the user's error while a
+  # TypeError raised inside the constructor stays the bug it is.
   try:
-    strategy = _REGISTRY[name](**hyperparameters)
+    inspect.signature(constructor).bind(**hyperparameters)
   except TypeError as e:
-    raise ValueError(f"bad hyperparameters for strategy {name!r}: {e}") from None
+    raise UserInputError(f"bad hyperparameters for strategy {name!r}: {e}") from None
+  strategy = constructor(**hyperparameters)
   strategy.name = name
   return strategy
 
 
 def check_request(ctx: Context, budget: int) -> None:
   """Validates a context and budget before any work; raises ``ValueError`` naming the problem."""
-  if not isinstance(budget, (int, np.integer)) or isinstance(budget, bool) or budget < 1:
-    raise ValueError(f"budget must be a positive integer, got {budget!r}")
+  check_positive_int("budget", budget)
   n = ctx.pool_size
   if ctx.labeled_mask.ndim != 1 or ctx.labeled_mask.dtype != jnp.bool_:
-    raise ValueError(
+    raise UserInputError(
         f"labeled_mask must be a 1-D bool array, got shape {ctx.labeled_mask.shape} "
         f"dtype {ctx.labeled_mask.dtype}")
   if ctx.x.shape[0] != n or ctx.labels.shape != (n,):
-    raise ValueError(
+    raise UserInputError(
         f"pool arrays disagree: x has {ctx.x.shape[0]} rows, labeled_mask {n}, "
         f"labels shape {tuple(ctx.labels.shape)}")
   remaining = n - int(np.count_nonzero(np.asarray(ctx.labeled_mask)))
   if budget > remaining:
-    raise ValueError(
+    raise UserInputError(
         f"budget {budget} exceeds the {remaining} unlabeled samples left in the pool")
   labels = np.asarray(ctx.labels)[np.asarray(ctx.labeled_mask)]
   if labels.size and (labels.min() < 0 or labels.max() >= ctx.num_classes):
-    raise ValueError(
+    raise UserInputError(
         f"labels must lie in [0, {ctx.num_classes}) where labeled_mask is set; found "
         f"values in [{labels.min()}, {labels.max()}]")
 
@@ -194,7 +200,7 @@ def check_finite(values: jax.Array, what: str) -> None:
   if not finite.all():
     rows = finite.reshape(finite.shape[0], -1).all(axis=1) if finite.ndim else finite
     bad = int(np.count_nonzero(~rows)) if finite.ndim else 1
-    raise ValueError(f"{what} contain NaN or infinity ({bad} rows); refusing to score")
+    raise UserInputError(f"{what} contain NaN or infinity ({bad} rows); refusing to score")
 
 
 def top_k_unlabeled(scores: jax.Array, labeled_mask: jax.Array, k: int) -> jax.Array:

@@ -102,15 +102,16 @@ itself is streamed through the kernel ``chunk_size`` rows at a time.
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from assljax._validation import (UserInputError, check_chunk_size, check_int, check_number,
+                                 check_positive_int)
 from assljax.acquisition.base import Context, StatelessStrategy, check_finite, register
-from assljax.acquisition.uncertainty import check_chunk_size, pool_logits
+from assljax.acquisition.uncertainty import pool_logits
 
 PyTree = Any
 
@@ -171,8 +172,8 @@ def outer_weights(n_labeled: int, n_outer: int, n_unlabeled: int) -> np.ndarray:
   ``(n_unlabeled / n_outer) / (n_labeled + n_unlabeled)``; the weights sum to 1.
   """
   if min(n_labeled, n_outer, n_unlabeled) < 0 or n_outer > n_unlabeled:
-    raise ValueError(f"outer_weights needs 0 <= n_outer <= n_unlabeled, got n_labeled="
-                     f"{n_labeled}, n_outer={n_outer}, n_unlabeled={n_unlabeled}")
+    raise UserInputError(f"outer_weights needs 0 <= n_outer <= n_unlabeled, got n_labeled="
+                         f"{n_labeled}, n_outer={n_outer}, n_unlabeled={n_unlabeled}")
   total = n_labeled + n_unlabeled
   if total == 0:
     return np.zeros((0,), np.float64)
@@ -454,9 +455,7 @@ def _is_image_batch(x: jax.Array) -> bool:
 
 
 def _check_int(name: str, value: Any, low: int) -> int:
-  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-    raise ValueError(f"bilevel {name} must be an integer >= {low}, got {value!r}")
-  return int(value)
+  return check_int(f"bilevel {name}", value, low=low)
 
 
 class BilevelCoreset(StatelessStrategy):
@@ -502,10 +501,11 @@ class BilevelCoreset(StatelessStrategy):
                random_fraction: float = 0.1, chunk_size: int | None = 256,
                rcond: float = 1e-6):
     if kernel is not None and not callable(kernel):
-      raise ValueError(f"bilevel kernel must be a Kernel or callable, got {type(kernel).__name__}")
+      raise UserInputError(f"bilevel kernel must be a Kernel or callable, got "
+                           f"{type(kernel).__name__}")
     if inner_solver not in INNER_SOLVERS:
-      raise ValueError(f"bilevel inner_solver must be one of {', '.join(INNER_SOLVERS)}, got "
-                       f"{inner_solver!r}")
+      raise UserInputError(f"bilevel inner_solver must be one of {', '.join(INNER_SOLVERS)}, got "
+                           f"{inner_solver!r}")
     self.kernel = kernel
     self.architecture = architecture
     self.kernel_options = dict(kernel_options or {})
@@ -518,15 +518,11 @@ class BilevelCoreset(StatelessStrategy):
         1)
     self.inner_batch_size = _check_int("inner_batch_size", inner_batch_size, 1)
     self.cg_steps = _check_int("cg_steps", cg_steps, 1)
-    if outer_size is not None and (isinstance(outer_size, bool) or outer_size < 1):
-      raise ValueError(f"bilevel outer_size must be a positive integer or None, got {outer_size!r}")
+    check_positive_int("bilevel outer_size", outer_size, allow_none=True)
     for name, value in (("reg", reg), ("inner_lr", inner_lr), ("inner_tol", inner_tol),
                         ("cg_tol", cg_tol)):
-      if isinstance(value, bool) or not isinstance(value, (int, float)) \
-          or not math.isfinite(value) or not value > 0:
-        raise ValueError(f"bilevel {name} must be a positive finite number, got {value!r}")
-    if not 0.0 <= random_fraction <= 1.0:
-      raise ValueError(f"bilevel random_fraction must lie in [0, 1], got {random_fraction!r}")
+      check_number(f"bilevel {name}", value, low=0.0, include_low=False)
+    check_number("bilevel random_fraction", random_fraction, low=0.0, high=1.0)
     self.outer_size = None if outer_size is None else int(outer_size)
     self.augment_flip = bool(augment_flip)
     self.reg = float(reg)
@@ -598,8 +594,8 @@ class BilevelCoreset(StatelessStrategy):
       outer = np.sort(unlabeled[np.asarray(
           jax.random.choice(k_outer, unlabeled.size, (self.outer_size,), replace=False))])
     if outer.size < n_greedy:
-      raise ValueError(f"bilevel outer_size={self.outer_size} is smaller than the {n_greedy} "
-                       "samples to choose greedily")
+      raise UserInputError(f"bilevel outer_size={self.outer_size} is smaller than the {n_greedy} "
+                           "samples to choose greedily")
 
     chosen = np.zeros((0,), np.int32)
     if n_greedy > 0:
@@ -696,6 +692,4 @@ class BilevelCoreset(StatelessStrategy):
     return np.asarray(picks, np.int32)
 
 
-@register("bilevel")
-def _bilevel(**hyperparameters: Any) -> BilevelCoreset:
-  return BilevelCoreset(**hyperparameters)
+register("bilevel")(BilevelCoreset)

@@ -25,8 +25,9 @@ import numpy as np
 
 from assljax import parallel
 from assljax._chunking import chunked_map
+from assljax._validation import check_chunk_size
 from assljax.acquisition.base import Context, StatelessStrategy, register
-from assljax.acquisition.uncertainty import check_chunk_size, pool_features
+from assljax.acquisition.uncertainty import pool_features
 
 
 def sq_distances_to_point(features: jax.Array, center: jax.Array) -> jax.Array:

@@ -40,8 +40,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from assljax._validation import UserInputError, check_chunk_size
 from assljax.acquisition.base import Context, StatelessStrategy, check_finite, register
-from assljax.acquisition.uncertainty import (RowFn, check_chunk_size, head_params,
+from assljax.acquisition.uncertainty import (RowFn, head_params,
                                              host_map_rows, map_rows, require_embed_fn,
                                              top_k_rows)
 
@@ -121,7 +122,7 @@ class EGL(StatelessStrategy):
   def __init__(self, *, params: str = "last_layer", squared: bool = False,
                chunk_size: int | None = None):
     if params not in ("last_layer", "all"):
-      raise ValueError(f"egl params must be 'last_layer' or 'all', got {params!r}")
+      raise UserInputError(f"egl params must be 'last_layer' or 'all', got {params!r}")
     self.params = params
     self.squared = bool(squared)
     if chunk_size is None:

@@ -77,6 +77,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from assljax import parallel
+from assljax._validation import UserInputError, check_positive_int
 from assljax.acquisition.base import (Context, StatelessStrategy, check_finite, check_request,
                                       register)
 
@@ -85,15 +86,6 @@ PyTree = Any
 _EMBED_CHUNK = 256
 _KERNEL_ROWS = 256   # samples per kernel call when building Gram blocks without features
 _HOST_ROWS = 4096    # pool samples gathered per feature-map call
-
-
-def _check_positive_int(value: Any, name: str, *, allow_none: bool = True) -> int | None:
-  if value is None and allow_none:
-    return None
-  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-    raise ValueError(f"{name} must be a positive integer{' or None' if allow_none else ''}, "
-                     f"got {value!r}.")
-  return int(value)
 
 
 @functools.partial(jax.jit, static_argnames=("num_sets", "size", "n"))
@@ -122,14 +114,14 @@ def _kernel_for(ctx: Context, embed_chunk_size: int) -> Any:
 
   if ctx.kernel is None:
     if ctx.embed_fn is None:
-      raise ValueError("npc/crc need ctx.embed_fn (penultimate features, for the default "
-                       "last-layer NTK) or a ctx.kernel.")
+      raise UserInputError("npc/crc need ctx.embed_fn (penultimate features, for the default "
+                           "last-layer NTK) or a ctx.kernel.")
     return Kernel.empirical(ctx.apply_fn, ctx.params, param_filter="last_layer",
                             embed_fn=ctx.embed_fn, num_classes=ctx.num_classes,
                             chunk_size=embed_chunk_size)
   if not isinstance(ctx.kernel, Kernel):
-    raise ValueError(f"ctx.kernel must be an assljax.kernels.Kernel, got "
-                     f"{type(ctx.kernel).__name__}.")
+    raise UserInputError(f"ctx.kernel must be an assljax.kernels.Kernel, got "
+                         f"{type(ctx.kernel).__name__}.")
   return ctx.kernel
 
 
@@ -185,16 +177,15 @@ class _SpectralStrategy(StatelessStrategy):
   def __init__(self, *, rtol: float | None, chunk_size: int | None, method: str,
                embed_chunk_size: int):
     if method not in ("auto", "dense", "bordered", "features"):
-      raise ValueError(f"method must be 'auto', 'dense', 'bordered' or 'features', "
-                       f"got {method!r}.")
+      raise UserInputError(f"method must be 'auto', 'dense', 'bordered' or 'features', "
+                           f"got {method!r}.")
     if rtol is not None and (isinstance(rtol, bool) or not isinstance(rtol, numbers.Real)
                              or not rtol >= 0):
-      raise ValueError(f"rtol must be a non-negative number or None, got {rtol!r}.")
+      raise UserInputError(f"rtol must be a non-negative number or None, got {rtol!r}.")
     self.rtol = rtol
-    self.chunk_size = _check_positive_int(chunk_size, "chunk_size")
+    self.chunk_size = check_positive_int("chunk_size", chunk_size, allow_none=True)
     self.method = method
-    self.embed_chunk_size = _check_positive_int(embed_chunk_size, "embed_chunk_size",
-                                                allow_none=False)
+    self.embed_chunk_size = check_positive_int("embed_chunk_size", embed_chunk_size)
 
   def scores(self, ctx: Context, groups: np.ndarray, *, positive_only: bool) -> np.ndarray:
     """``(m,)`` smallest (positive) eigenvalue of the Gram over labeled ∪ each group.
@@ -228,7 +219,7 @@ class NPC(_SpectralStrategy):
                method: str = "auto", embed_chunk_size: int = _EMBED_CHUNK):
     super().__init__(rtol=rtol, chunk_size=chunk_size, method=method,
                      embed_chunk_size=embed_chunk_size)
-    self.num_candidates = _check_positive_int(num_candidates, "num_candidates")
+    self.num_candidates = check_positive_int("num_candidates", num_candidates, allow_none=True)
     self.positive_only = bool(positive_only)
 
   def candidates(self, key: jax.Array, ctx: Context, budget: int) -> np.ndarray:
@@ -265,7 +256,7 @@ class CRC(_SpectralStrategy):
                embed_chunk_size: int = _EMBED_CHUNK):
     super().__init__(rtol=rtol, chunk_size=chunk_size, method=method,
                      embed_chunk_size=embed_chunk_size)
-    self.group_size = _check_positive_int(group_size, "group_size")
+    self.group_size = check_positive_int("group_size", group_size, allow_none=True)
 
   def groups(self, key: jax.Array, ctx: Context, budget: int) -> tuple[np.ndarray, np.ndarray]:
     """``(groups (n_groups, G), leftover)`` as pool indices for this key."""

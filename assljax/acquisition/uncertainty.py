@@ -43,6 +43,7 @@ import numpy as np
 
 from assljax import parallel
 from assljax._chunking import chunked_map
+from assljax._validation import UserInputError, check_chunk_size, check_int
 from assljax.acquisition.base import (Context, StatelessStrategy, check_finite, register)
 
 PyTree = Any
@@ -151,21 +152,12 @@ def host_map_rows(row_fn: RowFn, params: PyTree, x: jax.Array, idx: np.ndarray, 
   return jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *outs)
 
 
-def check_chunk_size(chunk_size: int | None) -> int | None:
-  """Validates a ``chunk_size`` hyperparameter (a positive int or None)."""
-  if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer))
-                                 or isinstance(chunk_size, bool) or chunk_size < 1):
-    raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
-  return None if chunk_size is None else int(chunk_size)
-
-
 def check_augment_options(name: str, augmentations: Any, augment_flip: Any, augment_pad: Any,
                           *, minimum: int = 0) -> tuple[int, bool, int]:
   """Validates the ``augmentations`` / ``augment_flip`` / ``augment_pad`` hyperparameters."""
   for what, value, low in (("augmentations", augmentations, minimum),
                            ("augment_pad", augment_pad, 0)):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-      raise ValueError(f"{name} {what} must be an integer >= {low}, got {value!r}")
+    check_int(f"{name} {what}", value, low=low)
   return int(augmentations), bool(augment_flip), int(augment_pad)
 
 
@@ -230,7 +222,8 @@ def pool_logits(ctx: Context, idx: np.ndarray, *, chunk_size: int | None) -> jax
 def require_embed_fn(ctx: Context, name: str) -> Callable:
   """``ctx.embed_fn``, or a ValueError saying that strategy ``name`` needs it."""
   if ctx.embed_fn is None:
-    raise ValueError(f"strategy {name!r} needs penultimate features: pass Context(embed_fn=...)")
+    raise UserInputError(f"strategy {name!r} needs penultimate features: pass "
+                         "Context(embed_fn=...)")
   return ctx.embed_fn
 
 
@@ -239,8 +232,8 @@ def head_params(ctx: Context, name: str) -> tuple[jax.Array, jax.Array]:
   try:
     kernel, bias = ctx.params["head"]["kernel"], ctx.params["head"]["bias"]
   except (KeyError, TypeError, IndexError):
-    raise ValueError(f"strategy {name!r} needs the last layer at params['head']['kernel'] and "
-                     "params['head']['bias']") from None
+    raise UserInputError(f"strategy {name!r} needs the last layer at params['head']['kernel'] and "
+                         "params['head']['bias']") from None
   return jnp.asarray(kernel), jnp.asarray(bias)
 
 
@@ -264,7 +257,7 @@ def uncertainty_scores(logits: jax.Array, kind: str) -> jax.Array:
   Rows with a non-finite logit score NaN (so :func:`check_finite` catches them).
   """
   if kind not in UNCERTAINTY_KINDS:
-    raise ValueError(f"unknown uncertainty kind {kind!r}; expected one of {UNCERTAINTY_KINDS}")
+    raise UserInputError(f"unknown uncertainty kind {kind!r}; expected one of {UNCERTAINTY_KINDS}")
   logp = jax.nn.log_softmax(logits.astype(jnp.promote_types(logits.dtype, jnp.float32)), axis=-1)
   score = _uncertainty(jnp.exp(logp), logp, kind)
   return jnp.where(jnp.all(jnp.isfinite(logits), axis=-1), score, jnp.nan)
@@ -276,7 +269,7 @@ def probability_uncertainty_scores(probs: jax.Array, kind: str) -> jax.Array:
   Rows with a non-finite probability score NaN.
   """
   if kind not in UNCERTAINTY_KINDS:
-    raise ValueError(f"unknown uncertainty kind {kind!r}; expected one of {UNCERTAINTY_KINDS}")
+    raise UserInputError(f"unknown uncertainty kind {kind!r}; expected one of {UNCERTAINTY_KINDS}")
   safe = jnp.where(probs > 0, probs, 1.0)
   score = _uncertainty(probs, jnp.log(safe), kind)
   return jnp.where(jnp.all(jnp.isfinite(probs), axis=-1), score, jnp.nan)
@@ -330,7 +323,8 @@ class UncertaintyStrategy(StatelessStrategy):
   def __init__(self, kind: str, *, augmentations: int = 0, augment_flip: bool = True,
                augment_pad: int = 4, chunk_size: int | None = 256):
     if kind not in UNCERTAINTY_KINDS:
-      raise ValueError(f"unknown uncertainty kind {kind!r}; expected one of {UNCERTAINTY_KINDS}")
+      raise UserInputError(f"unknown uncertainty kind {kind!r}; expected one of "
+                           f"{UNCERTAINTY_KINDS}")
     self.kind = kind
     self.augmentations, self.augment_flip, self.augment_pad = check_augment_options(
         kind, augmentations, augment_flip, augment_pad)
@@ -344,7 +338,7 @@ class UncertaintyStrategy(StatelessStrategy):
     rows = jnp.asarray(idx, jnp.int32)
     if self.augmentations > 0 and is_image_batch(ctx.x):
       if key is None:
-        raise ValueError(f"{self.kind} with augmentations needs a PRNG key to draw them")
+        raise UserInputError(f"{self.kind} with augmentations needs a PRNG key to draw them")
       row_fn = RowFn(_augmented_score_rows, (ctx.apply_fn, self.kind, self.augmentations,
                                              self.augment_flip, self.augment_pad))
       scores = map_rows_keyed(row_fn, ctx.params, ctx.x, rows, key, chunk_size=self.chunk_size)

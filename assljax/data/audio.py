@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from assljax._optional import require
+from assljax._validation import UserInputError
 from assljax.data.dataset import Dataset, Split, stratified_indices, subsample_rng
 
 SAMPLE_RATE = 16_000
@@ -90,7 +91,7 @@ def read_wav(path: str) -> tuple[np.ndarray, int]:
       warnings.simplefilter("ignore", wavfile.WavFileWarning)
       rate, data = wavfile.read(path)
   except Exception as err:  # any parse failure means an unreadable file
-    raise ValueError(f"cannot read WAV file {path}: {err}") from err
+    raise UserInputError(f"cannot read WAV file {path}: {err}") from err
   data = np.asarray(data)
   if data.dtype == np.uint8:
     wave = (data.astype(np.float32) - 128.0) / 128.0
@@ -99,15 +100,15 @@ def read_wav(path: str) -> tuple[np.ndarray, int]:
   elif np.issubdtype(data.dtype, np.floating):
     wave = data.astype(np.float32)
   else:
-    raise ValueError(f"WAV file {path} has unsupported sample type {data.dtype}.")
+    raise UserInputError(f"WAV file {path} has unsupported sample type {data.dtype}.")
   if wave.ndim == 2:
     wave = wave.mean(axis=1, dtype=np.float32)
   if wave.size == 0:
-    raise ValueError(f"WAV file {path} has no samples.")
+    raise UserInputError(f"WAV file {path} has no samples.")
   if not np.isfinite(wave).all():
-    raise ValueError(f"WAV file {path} contains NaN or infinite samples.")
+    raise UserInputError(f"WAV file {path} contains NaN or infinite samples.")
   if rate <= 0:
-    raise ValueError(f"WAV file {path} declares an invalid sample rate {rate}.")
+    raise UserInputError(f"WAV file {path} declares an invalid sample rate {rate}.")
   return wave, int(rate)
 
 
@@ -116,7 +117,7 @@ def _resample(wave: np.ndarray, sample_rate: int) -> np.ndarray:
   if sample_rate == SAMPLE_RATE:
     return wave
   if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-    raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}.")
+    raise UserInputError(f"sample_rate must be a positive integer, got {sample_rate!r}.")
   from scipy import signal  # heavy, optional at import time
 
   g = math.gcd(SAMPLE_RATE, int(sample_rate))
@@ -131,7 +132,7 @@ def to_one_second(waveform: Any, sample_rate: int) -> np.ndarray:
   """
   wave = np.asarray(waveform, dtype=np.float32)
   if wave.ndim != 1:
-    raise ValueError(f"a waveform must be one-dimensional (n,), got shape {wave.shape}.")
+    raise UserInputError(f"a waveform must be one-dimensional (n,), got shape {wave.shape}.")
   wave = _resample(wave, sample_rate)
   if wave.shape[0] >= NUM_SAMPLES:
     return np.ascontiguousarray(wave[:NUM_SAMPLES])
@@ -141,7 +142,7 @@ def to_one_second(waveform: Any, sample_rate: int) -> np.ndarray:
 def check_keep_waveforms(value: Any) -> None:
   """Validates a loader's ``keep_waveforms`` option (a bool)."""
   if not isinstance(value, (bool, np.bool_)):
-    raise ValueError(f"keep_waveforms must be True or False, got {value!r}.")
+    raise UserInputError(f"keep_waveforms must be True or False, got {value!r}.")
 
 
 def waveforms_to_int16(waveforms: Any) -> np.ndarray:
@@ -194,9 +195,9 @@ def log_mel_spectrogram(waveforms: Any) -> np.ndarray:
 
   waves = np.asarray(waveforms, dtype=np.float32)
   if waves.ndim != 2 or waves.shape[1] != NUM_SAMPLES:
-    raise ValueError(f"waveforms must have shape (n, {NUM_SAMPLES}), got {waves.shape}.")
+    raise UserInputError(f"waveforms must have shape (n, {NUM_SAMPLES}), got {waves.shape}.")
   if not np.isfinite(waves).all():
-    raise ValueError("waveforms contain NaN or infinite samples.")
+    raise UserInputError("waveforms contain NaN or infinite samples.")
   mel = tf.constant(_mel_weight_matrix())
   scale = (2.0 / (N_FFT / 2.0)) ** 2  # sum of the periodic Hann window is N_FFT / 2
   lo, hi = DB_RANGE
@@ -254,11 +255,12 @@ def read_background_noise(folder: str) -> tuple[np.ndarray, ...]:
       read (naming it).
   """
   if not os.path.isdir(folder):
-    raise ValueError(f"background noise folder {folder!r} does not exist or is not a directory.")
+    raise UserInputError(f"background noise folder {folder!r} does not exist or is not a "
+                         "directory.")
   names = sorted(f for f in os.listdir(folder) if not f.startswith(".")
                  and f.lower().endswith(".wav") and os.path.isfile(os.path.join(folder, f)))
   if not names:
-    raise ValueError(f"background noise folder {folder} has no WAV files.")
+    raise UserInputError(f"background noise folder {folder} has no WAV files.")
   clips = []
   for name in names:
     wave = _resample(*read_wav(os.path.join(folder, name)))

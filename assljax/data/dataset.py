@@ -23,6 +23,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from assljax._validation import UserInputError
+
 KINDS = ("image", "audio")
 
 # name -> (module in this package, loader function)
@@ -107,26 +109,27 @@ class Dataset:
 
   def __post_init__(self):
     if self.kind not in KINDS:
-      raise ValueError(f"dataset kind must be one of {KINDS}, got {self.kind!r}.")
+      raise UserInputError(f"dataset kind must be one of {KINDS}, got {self.kind!r}.")
     if len(self.class_names) != self.num_classes or self.num_classes < 2:
-      raise ValueError(f"dataset {self.name!r} needs at least 2 classes and one name per class,"
-                       f" got num_classes={self.num_classes} and {len(self.class_names)} names.")
+      raise UserInputError(f"dataset {self.name!r} needs at least 2 classes and one name per class,"
+                           f" got num_classes={self.num_classes} and {len(self.class_names)} "
+"names.")
     if len(set(self.class_names)) != len(self.class_names):
-      raise ValueError(f"dataset {self.name!r} has duplicate class names {self.class_names}.")
+      raise UserInputError(f"dataset {self.name!r} has duplicate class names {self.class_names}.")
     for split_name, split in (("train", self.train), ("test", self.test)):
       _check_split(split, split_name, self.name, self.input_shape, self.num_classes)
     if self.train_waveforms is not None:
       _check_waveforms(self.train_waveforms, self.train.num_examples, self.name, self.kind)
     shared = np.intersect1d(self.train.ids, self.test.ids)
     if shared.size:
-      raise ValueError(f"dataset {self.name!r} has {shared.size} sample ids in both train and"
-                       f" test (first: {shared[0]!r}); ids must identify one sample each.")
+      raise UserInputError(f"dataset {self.name!r} has {shared.size} sample ids in both train and"
+                           f" test (first: {shared[0]!r}); ids must identify one sample each.")
     channels = self.input_shape[-1]
     for stat in ("mean", "std"):
       value = getattr(self, stat)
       if value.shape != (channels,) or value.dtype != np.float32:
-        raise ValueError(f"dataset {stat} must be a float32 array of shape ({channels},),"
-                         f" got {value.dtype} {value.shape}.")
+        raise UserInputError(f"dataset {stat} must be a float32 array of shape ({channels},),"
+                             f" got {value.dtype} {value.shape}.")
     _check_background_noise(self.background_noise, self.name, self.kind)
 
   @classmethod
@@ -146,8 +149,8 @@ class Dataset:
     class_names = tuple(str(c) for c in class_names)
     x = np.asarray(train.x)
     if x.ndim != 4 or x.shape[0] == 0:
-      raise ValueError(f"dataset {name!r}: train inputs must be a non-empty (n, H, W, C) array,"
-                       f" got shape {x.shape}.")
+      raise UserInputError(f"dataset {name!r}: train inputs must be a non-empty (n, H, W, C) array,"
+                           f" got shape {x.shape}.")
     mean, std = channel_statistics(x)  # NaN or out-of-range inputs are rejected just below
     return cls(name=name, kind=kind, train=train, test=test, num_classes=len(class_names),
                class_names=class_names, input_shape=tuple(int(d) for d in x.shape[1:]),
@@ -170,10 +173,10 @@ def from_arrays(x_train: Any, y_train: Any, x_test: Any, y_test: Any, *, name: s
   for split_name, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
     x = np.asarray(x)
     if not np.issubdtype(x.dtype, np.floating) and not np.issubdtype(x.dtype, np.integer):
-      raise ValueError(f"{split_name} inputs must be numeric, got dtype {x.dtype}.")
+      raise UserInputError(f"{split_name} inputs must be numeric, got dtype {x.dtype}.")
     y = np.asarray(y)
     if not np.issubdtype(y.dtype, np.integer):
-      raise ValueError(f"{split_name} labels must be integers, got dtype {y.dtype}.")
+      raise UserInputError(f"{split_name} labels must be integers, got dtype {y.dtype}.")
     ids = np.array([f"{name}/{split_name}/{i}" for i in range(y.shape[0] if y.ndim else 0)])
     splits.append(Split(x.astype(np.float32, copy=False), y.astype(np.int32), ids))
   if class_names is None:
@@ -205,38 +208,38 @@ def channel_statistics(x: np.ndarray, *, chunk: int = 4096) -> tuple[np.ndarray,
 def _check_range(x: np.ndarray, what: str) -> None:
   lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
   if np.isnan(lo) or np.isnan(hi):
-    raise ValueError(f"dataset {what} inputs contain NaN.")
+    raise UserInputError(f"dataset {what} inputs contain NaN.")
   if lo < 0.0 or hi > 1.0:
-    raise ValueError(f"dataset {what} inputs must lie in [0, 1], found values in [{lo}, {hi}].")
+    raise UserInputError(f"dataset {what} inputs must lie in [0, 1], found values in [{lo}, {hi}].")
 
 
 def _check_waveforms(waves: Any, n: int, name: str, kind: str) -> None:
   from assljax.data.audio import NUM_SAMPLES  # light module; imported here against a cycle
 
   if kind != "audio":
-    raise ValueError(f"dataset {name!r} has train waveforms but is of kind {kind!r}, not"
-                     " 'audio'.")
+    raise UserInputError(f"dataset {name!r} has train waveforms but is of kind {kind!r}, not"
+                         " 'audio'.")
   shape = (n, NUM_SAMPLES)
   if not isinstance(waves, np.ndarray) or waves.dtype != np.int16 or waves.shape != shape:
-    raise ValueError(f"dataset {name!r} train waveforms must be an int16 array of shape"
-                     f" {shape}, got {getattr(waves, 'dtype', type(waves))}"
-                     f" {getattr(waves, 'shape', None)}.")
+    raise UserInputError(f"dataset {name!r} train waveforms must be an int16 array of shape"
+                         f" {shape}, got {getattr(waves, 'dtype', type(waves))}"
+                         f" {getattr(waves, 'shape', None)}.")
 
 
 def _check_background_noise(noise: Any, name: str, kind: str) -> None:
   from assljax.data.audio import NUM_SAMPLES
 
   if not isinstance(noise, tuple):
-    raise ValueError(f"dataset {name!r} background_noise must be a tuple of arrays, got"
-                     f" {type(noise).__name__}.")
+    raise UserInputError(f"dataset {name!r} background_noise must be a tuple of arrays, got"
+                         f" {type(noise).__name__}.")
   if noise and kind != "audio":
-    raise ValueError(f"dataset {name!r} has background noise but is of kind {kind!r}.")
+    raise UserInputError(f"dataset {name!r} has background noise but is of kind {kind!r}.")
   for k, clip in enumerate(noise):
     if (not isinstance(clip, np.ndarray) or clip.dtype != np.int16 or clip.ndim != 1
         or clip.shape[0] < NUM_SAMPLES):
-      raise ValueError(f"dataset {name!r} background noise clip {k} must be a 1-D int16 array"
-                       f" of at least {NUM_SAMPLES} samples, got"
-                       f" {getattr(clip, 'dtype', type(clip))} {getattr(clip, 'shape', None)}.")
+      raise UserInputError(f"dataset {name!r} background noise clip {k} must be a 1-D int16 array"
+                           f" of at least {NUM_SAMPLES} samples, got"
+                           f" {getattr(clip, 'dtype', type(clip))} {getattr(clip, 'shape', None)}.")
 
 
 def _check_split(split: Split, split_name: str, name: str, input_shape: tuple[int, ...],
@@ -244,23 +247,23 @@ def _check_split(split: Split, split_name: str, name: str, input_shape: tuple[in
   x, y, ids = split
   where = f"{name!r} {split_name}"
   if not isinstance(x, np.ndarray) or x.dtype != np.float32:
-    raise ValueError(f"dataset {where} inputs must be a float32 numpy array, got"
-                     f" {getattr(x, 'dtype', type(x))}.")
+    raise UserInputError(f"dataset {where} inputs must be a float32 numpy array, got"
+                         f" {getattr(x, 'dtype', type(x))}.")
   if x.ndim != 4 or x.shape[1:] != tuple(input_shape):
     dims = ", ".join(map(str, input_shape))
-    raise ValueError(f"dataset {where} inputs must have shape (n, {dims}), got {x.shape}.")
+    raise UserInputError(f"dataset {where} inputs must have shape (n, {dims}), got {x.shape}.")
   if x.shape[0] == 0:
-    raise ValueError(f"dataset {where} split is empty.")
+    raise UserInputError(f"dataset {where} split is empty.")
   if not isinstance(y, np.ndarray) or y.dtype != np.int32 or y.shape != (x.shape[0],):
-    raise ValueError(f"dataset {where} labels must be int32 of shape ({x.shape[0]},), got"
-                     f" {getattr(y, 'dtype', type(y))} {getattr(y, 'shape', None)}.")
+    raise UserInputError(f"dataset {where} labels must be int32 of shape ({x.shape[0]},), got"
+                         f" {getattr(y, 'dtype', type(y))} {getattr(y, 'shape', None)}.")
   if not isinstance(ids, np.ndarray) or ids.shape != (x.shape[0],) or ids.dtype.kind != "U":
-    raise ValueError(f"dataset {where} ids must be a str array of shape ({x.shape[0]},).")
+    raise UserInputError(f"dataset {where} ids must be a str array of shape ({x.shape[0]},).")
   if y.min() < 0 or y.max() >= num_classes:
-    raise ValueError(f"dataset {where} labels must lie in [0, {num_classes}), found values in"
+    raise UserInputError(f"dataset {where} labels must lie in [0, {num_classes}), found values in"
                      f" [{y.min()}, {y.max()}].")
   if np.unique(ids).size != ids.size:
-    raise ValueError(f"dataset {where} has duplicate sample ids.")
+    raise UserInputError(f"dataset {where} has duplicate sample ids.")
   _check_range(x, where)
 
 
@@ -269,7 +272,7 @@ def check_max_examples(value: Any, what: str) -> int | None:
   if value is None:
     return None
   if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-    raise ValueError(f"{what} must be a positive integer or None, got {value!r}.")
+    raise UserInputError(f"{what} must be a positive integer or None, got {value!r}.")
   return int(value)
 
 
@@ -338,9 +341,9 @@ def load(name: str, *, data_dir: str | None = None, seed: int = 0, max_train: in
     spectrograms (see :mod:`assljax.data.audio`).
   """
   if name not in _LOADERS:
-    raise ValueError(f"unknown dataset {name!r}; available: {', '.join(_LOADERS)}.")
+    raise UserInputError(f"unknown dataset {name!r}; available: {', '.join(_LOADERS)}.")
   if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-    raise ValueError(f"seed must be an integer, got {seed!r}.")
+    raise UserInputError(f"seed must be an integer, got {seed!r}.")
   max_train = check_max_examples(max_train, "max_train")
   max_test = check_max_examples(max_test, "max_test")
   module_name, function_name = _LOADERS[name]
@@ -348,13 +351,13 @@ def load(name: str, *, data_dir: str | None = None, seed: int = 0, max_train: in
   accepted = [p for p in inspect.signature(loader).parameters if p not in ("name", *_COMMON)]
   unknown = sorted(set(options) - set(accepted))
   if unknown:
-    raise ValueError(f"unknown option(s) {', '.join(unknown)} for dataset {name!r}; it accepts:"
-                     f" {', '.join(accepted) or 'none'}.")
+    raise UserInputError(f"unknown option(s) {', '.join(unknown)} for dataset {name!r}; it accepts:"
+                         f" {', '.join(accepted) or 'none'}.")
   common = dict(seed=int(seed), max_train=max_train, max_test=max_test)
   if "data_dir" in inspect.signature(loader).parameters:
     common["data_dir"] = data_dir
   elif data_dir is not None:
-    raise ValueError(f"data_dir applies to tensorflow-datasets sources, not {name!r}.")
+    raise UserInputError(f"data_dir applies to tensorflow-datasets sources, not {name!r}.")
   if "name" in inspect.signature(loader).parameters:
     return loader(name, **common, **options)
   return loader(**common, **options)

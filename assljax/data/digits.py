@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from assljax._optional import require
+from assljax._validation import UserInputError
 from assljax.data.dataset import Dataset, Split, stratified_indices, subsample_rng, subsample_split
 
 
@@ -30,7 +31,7 @@ def load_digits(*, seed: int = 0, max_train: int | None = None, max_test: int | 
     A :class:`Dataset` with ``x`` ``(n, 8, 8, 1)`` float32 in [0, 1], 10 classes.
   """
   if not isinstance(test_fraction, (int, float)) or not 0.0 < test_fraction < 1.0:
-    raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction!r}.")
+    raise UserInputError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction!r}.")
   datasets = require("sklearn.datasets")  # heavy, optional at import time
 
   bunch = datasets.load_digits()
@@ -39,7 +40,8 @@ def load_digits(*, seed: int = 0, max_train: int | None = None, max_test: int | 
   ids = np.arange(y.shape[0])
   n_test = math.ceil(test_fraction * y.shape[0])
   if not 1 <= n_test < y.shape[0]:
-    raise ValueError(f"test_fraction={test_fraction} leaves an empty split of {y.shape[0]} digits.")
+    raise UserInputError(f"test_fraction={test_fraction} leaves an empty split of {y.shape[0]} "
+                         "digits.")
   test_idx = stratified_indices(y, n_test, subsample_rng(seed, "split"))
   train_idx = np.setdiff1d(ids, test_idx)
   splits = {}

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from assljax._validation import UserInputError
 from assljax.data.dataset import Dataset, Split, stratified_indices, subsample_rng
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -49,33 +50,35 @@ def scan_class_folders(
       between splits, or a class folder without a matching file.
   """
   if not isinstance(root, (str, os.PathLike)) or not os.path.isdir(root):
-    raise ValueError(f"dataset folder {root!r} does not exist or is not a directory.")
+    raise UserInputError(f"dataset folder {root!r} does not exist or is not a directory.")
   root = os.fspath(root)
   present = sorted(e for e in os.listdir(root) if os.path.isdir(os.path.join(root, e)))
   classes_per_split = {}
   for split in splits:
     split_dir = os.path.join(root, split)
     if not os.path.isdir(split_dir):
-      raise ValueError(f"dataset folder {root} has no {split!r} split folder (found:"
-                       f" {', '.join(present) or 'nothing'}).")
+      raise UserInputError(f"dataset folder {root} has no {split!r} split folder (found:"
+                           f" {', '.join(present) or 'nothing'}).")
     classes = sorted(e for e in os.listdir(split_dir)
                      if not e.startswith(".") and e not in exclude
                      and os.path.isdir(os.path.join(split_dir, e)))
     if not classes:
-      raise ValueError(f"split folder {split_dir} has no class sub-folders; expected"
-                       f" {split_dir}/<class>/<file>.")
+      raise UserInputError(f"split folder {split_dir} has no class sub-folders; expected"
+                           f" {split_dir}/<class>/<file>.")
     classes_per_split[split] = classes
   reference = classes_per_split[splits[0]]
   for split in splits[1:]:
     if classes_per_split[split] != reference:
       only_first = sorted(set(reference) - set(classes_per_split[split]))
       only_second = sorted(set(classes_per_split[split]) - set(reference))
-      raise ValueError(f"class folders differ between splits {splits[0]!r} and {split!r}: only in"
-                       f" {splits[0]!r}: {only_first or 'none'}; only in {split!r}:"
-                       f" {only_second or 'none'}.")
+      raise UserInputError(f"class folders differ between splits {splits[0]!r} and {split!r}: "
+                           "only in"
+                           f" {splits[0]!r}: {only_first or 'none'}; only in {split!r}:"
+                           f" {only_second or 'none'}.")
   if len(reference) < 2:
-    raise ValueError(f"dataset folder {root} has one class folder ({reference[0]!r}); at least 2"
-                     " are needed.")
+    raise UserInputError(f"dataset folder {root} has one class folder ({reference[0]!r}); at "
+                         "least 2"
+                         " are needed.")
   files = {}
   for split in splits:
     paths, labels = [], []
@@ -85,8 +88,8 @@ def scan_class_folders(
                      and f.lower().endswith(extensions)
                      and os.path.isfile(os.path.join(class_dir, f)))
       if not names:
-        raise ValueError(f"class folder {class_dir} has no {what} files"
-                         f" ({', '.join(extensions)}).")
+        raise UserInputError(f"class folder {class_dir} has no {what} files"
+                             f" ({', '.join(extensions)}).")
       paths.extend(os.path.join(class_dir, f) for f in names)
       labels.extend([label] * len(names))
     files[split] = (paths, np.asarray(labels, np.int32))
@@ -105,7 +108,7 @@ def _read_image(path: str, size: tuple[int, int] | None, gray: bool) -> np.ndarr
     with Image.open(path) as image:
       image.load()
       if image.mode not in _MODES:
-        raise ValueError(f"unsupported image mode {image.mode!r}")
+        raise UserInputError(f"unsupported image mode {image.mode!r}")
       mode, divisor = _MODES[image.mode]
       if gray and mode == "RGB":
         mode = "L"
@@ -120,7 +123,7 @@ def _read_image(path: str, size: tuple[int, int] | None, gray: bool) -> np.ndarr
         image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
       array = np.asarray(image, dtype=np.float32) / divisor
   except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-    raise ValueError(f"cannot read image {path}: {err}") from err
+    raise UserInputError(f"cannot read image {path}: {err}") from err
   return array[..., None] if array.ndim == 2 else array
 
 
@@ -143,7 +146,7 @@ def read_images(paths: list[str], *, image_size: tuple[int, int] | None = None,
       has a different size.
   """
   if not paths:
-    raise ValueError("no image files to read.")
+    raise UserInputError("no image files to read.")
   if num_workers is None:
     num_workers = min(8, os.cpu_count() or 1)
   gray = channels == 1
@@ -168,9 +171,9 @@ def read_images(paths: list[str], *, image_size: tuple[int, int] | None = None,
           depth = 3 if channels == 3 else array.shape[-1]
           out = np.empty((len(paths), *array.shape[:2], depth), np.float32)
         elif array.shape[:2] != out.shape[1:3]:
-          raise ValueError(f"image {paths[i]} is {array.shape[0]}x{array.shape[1]} but earlier"
-                           f" images are {out.shape[1]}x{out.shape[2]}; pass image_size=(H, W)"
-                           " to resize.")
+          raise UserInputError(f"image {paths[i]} is {array.shape[0]}x{array.shape[1]} but earlier"
+                               f" images are {out.shape[1]}x{out.shape[2]}; pass image_size=(H, W)"
+                               " to resize.")
         if array.shape[-1] > out.shape[-1]:  # first colour image after gray ones
           out = np.repeat(out, 3, axis=-1)
         out[i] = array  # a gray image broadcasts over 3 channels
@@ -185,14 +188,14 @@ def _check_options(image_size: Any, channels: Any) -> tuple[tuple[int, int] | No
     try:
       h, w = (int(d) for d in image_size)
     except (TypeError, ValueError):
-      raise ValueError(f"image_size must be a pair (H, W) of positive integers, got"
-                       f" {image_size!r}.") from None
+      raise UserInputError(f"image_size must be a pair (H, W) of positive integers, got"
+                           f" {image_size!r}.") from None
     if h < 1 or w < 1 or any(isinstance(d, bool) or float(d) != int(d) for d in image_size):
-      raise ValueError(f"image_size must be a pair (H, W) of positive integers, got"
-                       f" {image_size!r}.")
+      raise UserInputError(f"image_size must be a pair (H, W) of positive integers, got"
+                           f" {image_size!r}.")
     image_size = (h, w)
   if channels not in (None, 1, 3) or isinstance(channels, bool):
-    raise ValueError(f"channels must be None, 1 or 3, got {channels!r}.")
+    raise UserInputError(f"channels must be None, 1 or 3, got {channels!r}.")
   return image_size, channels
 
 

@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from assljax._validation import UserInputError, check_int
+
 
 class Pool(NamedTuple):
   """Label state of a pool of ``N`` samples.
@@ -65,22 +67,21 @@ class QueryPlan(NamedTuple):
 
 
 def _check_int(value: Any, what: str, *, minimum: int) -> int:
-  if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-    raise ValueError(f"{what} must be an integer, got {value!r}.")
+  value = check_int(what, value)
   if value < minimum:
-    raise ValueError(f"{what} must be at least {minimum}, got {value}.")
+    raise UserInputError(f"{what} must be at least {minimum}, got {value}.")
   return int(value)
 
 
 def _check_labels(labels: Any, num_classes: int, what: str) -> np.ndarray:
   labels = np.asarray(labels)
   if labels.ndim != 1:
-    raise ValueError(f"{what} must be a one-dimensional array, got shape {labels.shape}.")
+    raise UserInputError(f"{what} must be a one-dimensional array, got shape {labels.shape}.")
   if labels.size and not np.issubdtype(labels.dtype, np.integer):
-    raise ValueError(f"{what} must be integers, got dtype {labels.dtype}.")
+    raise UserInputError(f"{what} must be integers, got dtype {labels.dtype}.")
   bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
   if bad.size:
-    raise ValueError(f"{what} must lie in [0, {num_classes}); position {bad[0]} holds"
+    raise UserInputError(f"{what} must lie in [0, {num_classes}); position {bad[0]} holds"
                      f" {labels[bad[0]]}.")
   return labels.astype(np.int32)
 
@@ -88,10 +89,10 @@ def _check_labels(labels: Any, num_classes: int, what: str) -> np.ndarray:
 def _check_pool(pool: Pool, num_classes: int) -> None:
   mask, labels = np.asarray(pool.labeled_mask), np.asarray(pool.labels)
   if mask.dtype != np.bool_ or mask.ndim != 1 or labels.shape != mask.shape:
-    raise ValueError(f"a pool needs a bool labeled_mask (N,) and labels (N,), got"
-                     f" {mask.dtype} {mask.shape} and {labels.shape}.")
+    raise UserInputError(f"a pool needs a bool labeled_mask (N,) and labels (N,), got"
+                         f" {mask.dtype} {mask.shape} and {labels.shape}.")
   if np.any(labels[~mask] != -1) or np.any((labels[mask] < 0) | (labels[mask] >= num_classes)):
-    raise ValueError(f"pool labels must be -1 where unlabeled and in [0, {num_classes}) where"
+    raise UserInputError(f"pool labels must be -1 where unlabeled and in [0, {num_classes}) where"
                      " labeled.")
 
 
@@ -133,15 +134,15 @@ def initial_pool(y: Any, per_class: int, *, key: Any, num_classes: int,
   per_class = _check_int(per_class, "per_class (Q0)", minimum=0)
   y = _check_labels(y, num_classes, "pool labels y")
   if isinstance(key, (bool, np.bool_)):
-    raise ValueError(f"key must be a jax.random key or an integer seed, got {key!r}.")
+    raise UserInputError(f"key must be a jax.random key or an integer seed, got {key!r}.")
   if isinstance(key, (int, np.integer)):
     key = jax.random.key(int(key))
   if sampling not in ("balanced", "iid"):
-    raise ValueError(f"sampling must be 'balanced' or 'iid', got {sampling!r}.")
+    raise UserInputError(f"sampling must be 'balanced' or 'iid', got {sampling!r}.")
   extra = _check_int(extra, "extra initial labels", minimum=0)
   if per_class * num_classes + extra > y.shape[0]:
-    raise ValueError(f"the initial pool Q0 * C + extra = {per_class * num_classes + extra} "
-                     f"exceeds the pool of {y.shape[0]}.")
+    raise UserInputError(f"the initial pool Q0 * C + extra = {per_class * num_classes + extra} "
+                         f"exceeds the pool of {y.shape[0]}.")
   if sampling == "iid":
     order = np.asarray(jax.random.permutation(jax.random.fold_in(key, num_classes), y.shape[0]))
     mask = np.zeros(y.shape[0], bool)
@@ -160,8 +161,8 @@ def _balanced_mask(y: np.ndarray, per_class: int, key: Any, num_classes: int) ->
   short = np.flatnonzero(counts < per_class)
   if short.size:
     c = int(short[0])
-    raise ValueError(f"per_class (Q0) = {per_class} exceeds the {counts[c]} pool samples of"
-                     f" class {c}.")
+    raise UserInputError(f"per_class (Q0) = {per_class} exceeds the {counts[c]} pool samples of"
+                         f" class {c}.")
   mask = np.zeros(y.shape[0], bool)
   for c in range(num_classes):
     members = np.flatnonzero(y == c)
@@ -181,20 +182,20 @@ def add_labels(pool: Pool, indices: Any, labels: Any, *, num_classes: int) -> Po
   _check_pool(pool, num_classes)
   indices, labels = np.asarray(indices), np.asarray(labels)
   if indices.ndim != 1 or labels.ndim != 1 or indices.shape != labels.shape:
-    raise ValueError(f"indices and labels must be one-dimensional of equal length, got shapes"
-                     f" {indices.shape} and {labels.shape}.")
+    raise UserInputError(f"indices and labels must be one-dimensional of equal length, got shapes"
+                         f" {indices.shape} and {labels.shape}.")
   if indices.size and not np.issubdtype(indices.dtype, np.integer):
-    raise ValueError(f"indices must be integers, got dtype {indices.dtype}.")
+    raise UserInputError(f"indices must be integers, got dtype {indices.dtype}.")
   indices = indices.astype(np.int64)
   outside = np.flatnonzero((indices < 0) | (indices >= pool.size))
   if outside.size:
-    raise ValueError(f"index {indices[outside[0]]} is out of range for a pool of {pool.size}.")
+    raise UserInputError(f"index {indices[outside[0]]} is out of range for a pool of {pool.size}.")
   values, counts = np.unique(indices, return_counts=True)
   if np.any(counts > 1):
-    raise ValueError(f"index {values[np.argmax(counts > 1)]} appears more than once.")
+    raise UserInputError(f"index {values[np.argmax(counts > 1)]} appears more than once.")
   known = np.flatnonzero(np.asarray(pool.labeled_mask)[indices])
   if known.size:
-    raise ValueError(f"index {indices[known[0]]} is already labeled.")
+    raise UserInputError(f"index {indices[known[0]]} is already labeled.")
   labels = _check_labels(labels, num_classes, "labels")
   mask = np.array(pool.labeled_mask, bool)
   new_labels = np.array(pool.labels, np.int32)
@@ -230,19 +231,21 @@ def validate_query_plan(pool_size: int, num_classes: int, per_class: int, query_
   extra = _check_int(extra, "extra initial labels", minimum=0)
   initial = per_class * num_classes + extra
   if initial > pool_size:
-    raise ValueError(f"the initial pool Q0 * C + extra = {per_class} * {num_classes} + {extra}"
-                     f" = {initial} exceeds the pool of {pool_size}.")
+    raise UserInputError(f"the initial pool Q0 * C + extra = {per_class} * {num_classes} + {extra}"
+                         f" = {initial} exceeds the pool of {pool_size}.")
   if query_size > pool_size - initial:
-    raise ValueError(f"query_size (Q) = {query_size} exceeds the {pool_size - initial} unlabeled"
-                     f" samples left after the initial {initial} labels.")
+    raise UserInputError(f"query_size (Q) = {query_size} exceeds the {pool_size - initial} "
+                         "unlabeled"
+                         f" samples left after the initial {initial} labels.")
   if budget > pool_size:
-    raise ValueError(f"budget (B) = {budget} exceeds the pool of {pool_size}.")
+    raise UserInputError(f"budget (B) = {budget} exceeds the pool of {pool_size}.")
   if budget < initial + query_size:
-    raise ValueError(f"budget (B) = {budget} leaves no query after the initial {initial} labels"
-                     f" (needs at least {initial} + Q = {initial + query_size}).")
+    raise UserInputError(f"budget (B) = {budget} leaves no query after the initial {initial} labels"
+                         f" (needs at least {initial} + Q = {initial + query_size}).")
   if (budget - initial) % query_size:
-    raise ValueError(f"budget (B) = {budget} is not reachable: {budget} - {initial} initial labels"
-                     f" is not a multiple of query_size (Q) = {query_size}.")
+    raise UserInputError(f"budget (B) = {budget} is not reachable: {budget} - {initial} initial "
+                         "labels"
+                         f" is not a multiple of query_size (Q) = {query_size}.")
   return QueryPlan(initial, query_size, budget, (budget - initial) // query_size)
 
 

@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from assljax._optional import require
+from assljax._validation import UserInputError
 from assljax.data.dataset import Dataset, Split, stratified_indices, subsample_rng
 
 _BATCH = 1024
@@ -64,14 +65,14 @@ def _open(builder: Any, name: str, split: str, data_dir: str | None, folder_load
     where = data_dir
     if where is None:
       where = getattr(builder, "data_dir_root", "~/tensorflow_datasets")
-    raise ValueError(
+    raise UserInputError(
         f"tensorflow-datasets source {name!r} is not prepared in {where}; on a machine with"
         f" network access run `tfds build {name} --data_dir {where}` and copy that folder here,"
         f" or load your own files with load({folder_loader!r}, root=...).") from err
   except (KeyError, ValueError) as err:
     if known and split not in known:
-      raise ValueError(f"tensorflow-datasets source {name!r} has no split {split!r};"
-                       f" available: {', '.join(known)}.") from err
+      raise UserInputError(f"tensorflow-datasets source {name!r} has no split {split!r};"
+                           f" available: {', '.join(known)}.") from err
     raise
   return ds
 
@@ -151,8 +152,8 @@ def _fsdd_is_test(filenames: list[str]) -> np.ndarray:
   for k, filename in enumerate(filenames):
     parts = filename.rsplit(".", 1)[0].split("_")
     if len(parts) != 3 or not parts[2].isdigit():
-      raise ValueError(f"spoken_digit file name {filename!r} does not follow"
-                       " '<digit>_<speaker>_<recording>.wav'; cannot derive the test split.")
+      raise UserInputError(f"spoken_digit file name {filename!r} does not follow"
+                           " '<digit>_<speaker>_<recording>.wav'; cannot derive the test split.")
     is_test[k] = int(parts[2]) < _FSDD_TEST_RECORDINGS
   return is_test
 
@@ -194,8 +195,8 @@ def load_tfds(name: str, *, data_dir: str | None = None, seed: int = 0,
     A :class:`Dataset`: images ``(n, H, W, C)`` float32 in [0, 1]; audio ``(n, 32, 32, 1)``.
   """
   if name not in _SOURCES:
-    raise ValueError(f"unknown tensorflow-datasets source {name!r}; available:"
-                     f" {', '.join(_SOURCES)}.")
+    raise UserInputError(f"unknown tensorflow-datasets source {name!r}; available:"
+                         f" {', '.join(_SOURCES)}.")
   tfds = require("tensorflow_datasets", extra="tfds")  # heavy, optional at import time
 
   source = _SOURCES[name]
@@ -204,13 +205,13 @@ def load_tfds(name: str, *, data_dir: str | None = None, seed: int = 0,
   if label_key not in features or not isinstance(features[label_key], tfds.features.ClassLabel):
     labels_available = sorted(k for k in features
                               if isinstance(features[k], tfds.features.ClassLabel))
-    raise ValueError(f"{name!r} has no class-label feature {label_key!r}; available:"
-                     f" {', '.join(labels_available)}.")
+    raise UserInputError(f"{name!r} has no class-label feature {label_key!r}; available:"
+                         f" {', '.join(labels_available)}.")
   class_names = features[label_key].names
   fsdd_split = name == "spoken_digit" and test_split is None
   test_split = "test" if test_split is None else test_split
   if not fsdd_split and test_split == train_split:
-    raise ValueError(f"train_split and test_split are both {train_split!r}.")
+    raise UserInputError(f"train_split and test_split are both {train_split!r}.")
   splits, train_waves, noise = [], None, ()
   if source.kind == "image":
     for split, purpose, limit in ((train_split, "train", max_train),
@@ -218,7 +219,7 @@ def load_tfds(name: str, *, data_dir: str | None = None, seed: int = 0,
       ds = _open(builder, name, split, data_dir, source.folder_loader)
       x, y = _read_images(ds, source.feature, label_key)
       if y.size == 0:
-        raise ValueError(f"tensorflow-datasets source {name!r} split {split!r} is empty.")
+        raise UserInputError(f"tensorflow-datasets source {name!r} split {split!r} is empty.")
       keep = _choose(y, np.ones(y.size, bool), limit, seed, purpose)
       x = x[keep].astype(np.float32)
       x /= np.float32(255.0)  # in place: one float32 copy of the split
@@ -249,8 +250,8 @@ def load_tfds(name: str, *, data_dir: str | None = None, seed: int = 0,
       x, y, idx, waves = _read_audio(ds, source.feature, label_key, sample_rate, mask,
                                      keep_waveforms=bool(keep_waveforms) and purpose == "train")
       if y.size == 0:
-        raise ValueError(f"tensorflow-datasets source {name!r} split {split!r} has no examples"
-                         " for this split.")
+        raise UserInputError(f"tensorflow-datasets source {name!r} split {split!r} has no examples"
+                             " for this split.")
       splits.append(Split(x, y.astype(np.int32), np.array([f"{name}/{split}/{i}" for i in idx])))
       train_waves = waves if purpose == "train" else train_waves
     if keep_waveforms and source.noise_class in class_names:

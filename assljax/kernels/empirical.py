@@ -36,9 +36,9 @@ from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from assljax._chunking import chunked_map
+from assljax._validation import UserInputError, check_chunk_size, is_traced
 
 PyTree = Any
 ParamFilter = Any  # None | "all" | "last_layer" | Callable[[tuple, Any], bool]
@@ -50,10 +50,6 @@ _HIGHEST = jax.lax.Precision.HIGHEST
 # ----------------------------------------------------------------------------- inputs
 
 
-def _is_traced(*trees: PyTree) -> bool:
-  return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(trees))
-
-
 def _check_inputs(x1: Any, x2: Any = None) -> tuple[jax.Array, jax.Array | None]:
   """Validates a kernel's inputs and returns them as arrays.
 
@@ -63,27 +59,18 @@ def _check_inputs(x1: Any, x2: Any = None) -> tuple[jax.Array, jax.Array | None]
   xs = [jnp.asarray(x1)] + ([] if x2 is None else [jnp.asarray(x2)])
   for name, x in zip(("x1", "x2"), xs):
     if x.ndim < 1:
-      raise ValueError(f"{name} must have a leading batch axis, got a scalar.")
+      raise UserInputError(f"{name} must have a leading batch axis, got a scalar.")
     if x.shape[0] == 0:
-      raise ValueError(f"{name} is empty (batch size 0).")
+      raise UserInputError(f"{name} is empty (batch size 0).")
   if len(xs) == 2 and xs[0].shape[1:] != xs[1].shape[1:]:
-    raise ValueError(
+    raise UserInputError(
         f"x1 and x2 must share their per-sample shape, got {tuple(xs[0].shape[1:])} and "
         f"{tuple(xs[1].shape[1:])}.")
   for name, x in zip(("x1", "x2"), xs):
-    if not _is_traced(x) and jnp.issubdtype(x.dtype, jnp.inexact):
+    if not is_traced(x) and jnp.issubdtype(x.dtype, jnp.inexact):
       if not bool(jnp.isfinite(x).all()):
-        raise ValueError(f"{name} contains NaN or infinity.")
+        raise UserInputError(f"{name} contains NaN or infinity.")
   return xs[0], (xs[1] if len(xs) == 2 else None)
-
-
-def _check_chunk_size(chunk_size: Any) -> int | None:
-  if chunk_size is None:
-    return None
-  if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) \
-      or chunk_size < 1:
-    raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}.")
-  return int(chunk_size)
 
 
 def _check_trace_axes(trace_axes: Any) -> bool:
@@ -91,14 +78,14 @@ def _check_trace_axes(trace_axes: Any) -> bool:
   try:
     axes = tuple(int(a) for a in trace_axes)
   except TypeError:
-    raise ValueError(
+    raise UserInputError(
         f"trace_axes must be (-1,) (trace over classes) or () (full class blocks), got "
         f"{trace_axes!r}.") from None
   if axes in ((-1,), (1,)):
     return True
   if axes == ():
     return False
-  raise ValueError(
+  raise UserInputError(
       f"trace_axes must be (-1,) (trace over classes) or () (full class blocks), got "
       f"{trace_axes!r}; logits have shape (n, C).")
 
@@ -143,19 +130,19 @@ def select_params(params: PyTree,
       cannot tell which part of ``params`` is the last layer.
   """
   if not _has_leaves(params):
-    raise ValueError("params holds no arrays, so there is nothing to differentiate.")
+    raise UserInputError("params holds no arrays, so there is nothing to differentiate.")
   if param_filter is None or param_filter == "all":
     return params, lambda selected: selected
   if isinstance(param_filter, str) and param_filter == "last_layer":
     return _select_last_layer(params)
   if isinstance(param_filter, str) or not callable(param_filter):
-    raise ValueError(
+    raise UserInputError(
         f"param_filter must be None, 'all', 'last_layer' or a predicate (path, leaf) -> "
         f"bool, got {param_filter!r}.")
   flat, treedef = jax.tree_util.tree_flatten_with_path(params)
   chosen = [i for i, (path, leaf) in enumerate(flat) if param_filter(_path_keys(path), leaf)]
   if not chosen:
-    raise ValueError("param_filter selected no parameters; the kernel would be empty.")
+    raise UserInputError("param_filter selected no parameters; the kernel would be empty.")
   leaves = [leaf for _, leaf in flat]
 
   def rebuild(selected: tuple) -> PyTree:
@@ -170,11 +157,11 @@ def select_params(params: PyTree,
 def _select_last_layer(params: PyTree) -> tuple[PyTree, Callable[[PyTree], PyTree]]:
   if isinstance(params, Mapping):
     if "head" not in params:
-      raise ValueError(
+      raise UserInputError(
           "param_filter='last_layer' needs a 'head' entry in params (the final layer of "
           "project models); pass a predicate (path, leaf) -> bool instead.")
     if not _has_leaves(params["head"]):
-      raise ValueError("param_filter='last_layer' selected params['head'], which is empty.")
+      raise UserInputError("param_filter='last_layer' selected params['head'], which is empty.")
 
     def rebuild_dict(selected: PyTree) -> PyTree:
       new = dict(params)
@@ -195,7 +182,7 @@ def _select_last_layer(params: PyTree) -> tuple[PyTree, Callable[[PyTree], PyTre
       return type(params)(new) if not hasattr(params, "_fields") else type(params)(*new)
 
     return params[last], rebuild_seq
-  raise ValueError(
+  raise UserInputError(
       f"param_filter='last_layer' cannot find the last layer in params of type "
       f"{type(params).__name__}; pass a predicate (path, leaf) -> bool instead.")
 
@@ -238,7 +225,7 @@ class _EmpiricalNTK:
   def __init__(self, apply_fn: ApplyFn, *, traced: bool, param_filter: ParamFilter,
                chunk_size: int | None):
     if not callable(apply_fn):
-      raise ValueError(f"apply_fn must be callable, got {type(apply_fn).__name__}.")
+      raise UserInputError(f"apply_fn must be callable, got {type(apply_fn).__name__}.")
     self.apply_fn = apply_fn
     self.traced = traced
     self.param_filter = param_filter
@@ -263,7 +250,7 @@ class _EmpiricalNTK:
       spec = jax.ShapeDtypeStruct((1,) + tuple(x.shape[1:]), x.dtype)
       out = jax.eval_shape(self.apply_fn, params, spec)
       if not hasattr(out, "shape") or len(out.shape) != 2 or out.shape[0] != 1:
-        raise ValueError(
+        raise UserInputError(
             "apply_fn(params, x) must return logits of shape (n, C); on one sample it "
             f"returned {getattr(out, 'shape', type(out).__name__)}.")
       num_classes = int(out.shape[1])
@@ -392,7 +379,7 @@ class _EmpiricalNTK:
     x2 = x1 if symmetric else x2
     num_classes, head = self.structure(params, x1)
     if head is not None:
-      if _is_traced(params, x1, x2):
+      if is_traced(params, x1, x2):
         return self._kernel_cond(params, x1, x2, symmetric=symmetric)
       g1, ok1 = self._head_parts(params, x1)
       g2, ok2 = (g1, ok1) if symmetric else self._head_parts(params, x2)
@@ -405,7 +392,7 @@ class _EmpiricalNTK:
     x, _ = _check_inputs(x)
     num_classes, head = self.structure(params, x)
     if head is not None:
-      if _is_traced(params, x):
+      if is_traced(params, x):
         return self._diag_cond(params, x)
       g, ok = self._head_parts(params, x)
       if bool(jnp.all(ok)):
@@ -417,12 +404,12 @@ class _EmpiricalNTK:
     x, _ = _check_inputs(x)
     num_classes, head = self.structure(params, x)
     if head is None:
-      raise ValueError(
+      raise UserInputError(
           "no finite feature map is available: the selected parameters are not exactly a "
           "(d, C) kernel and a (C,) bias of the final layer.")
     g, ok = self._head_parts(params, x)
-    if not _is_traced(params, x) and not bool(jnp.all(ok)):
-      raise ValueError(
+    if not is_traced(params, x) and not bool(jnp.all(ok)):
+      raise UserInputError(
           "no finite feature map is available: the logits are not affine in the selected "
           "(d, C) kernel and (C,) bias as logits = h @ W + s b.")
     return g * jnp.sqrt(jnp.asarray(num_classes, g.dtype))
@@ -455,10 +442,10 @@ def empirical_ntk_fn(apply_fn: ApplyFn, *, trace_axes: Sequence[int] = (-1,),
       per-sample shapes, non-finite inputs, or a filter that selects nothing.
   """
   impl = _EmpiricalNTK(apply_fn, traced=_check_trace_axes(trace_axes),
-                       param_filter=param_filter, chunk_size=_check_chunk_size(chunk_size))
+                       param_filter=param_filter, chunk_size=check_chunk_size(chunk_size))
   if not (param_filter is None or callable(param_filter)
           or (isinstance(param_filter, str) and param_filter in ("all", "last_layer"))):
-    raise ValueError(
+    raise UserInputError(
         f"param_filter must be None, 'all', 'last_layer' or a predicate (path, leaf) -> "
         f"bool, got {param_filter!r}.")
 

@@ -43,8 +43,9 @@ import jax
 import jax.numpy as jnp
 
 from assljax._chunking import chunked_map
+from assljax._validation import UserInputError, check_chunk_size, check_positive_int
 from assljax.kernels._compat import import_neural_tangents
-from assljax.kernels.empirical import _check_chunk_size, _check_inputs
+from assljax.kernels.empirical import _check_inputs
 
 StaxTriple = tuple[Callable, Callable, Callable]
 
@@ -55,8 +56,8 @@ _LEAKY_SLOPE = 0.1
 def _pop_options(name: str, options: dict, defaults: dict) -> dict:
   unknown = sorted(set(options) - set(defaults))
   if unknown:
-    raise ValueError(f"unknown options for the {name!r} twin: {', '.join(unknown)}; "
-                     f"accepted: {', '.join(sorted(defaults))}.")
+    raise UserInputError(f"unknown options for the {name!r} twin: {', '.join(unknown)}; "
+                         f"accepted: {', '.join(sorted(defaults))}.")
   return {**defaults, **options}
 
 
@@ -72,11 +73,10 @@ def stax_twin(name: str, *, num_classes: int, **options: Any) -> StaxTriple:
     ``(init_fn, apply_fn, kernel_fn)`` from ``neural_tangents.stax``; inputs are
     ``(n, H, W, C)`` images (``(n, ...)`` for the MLP), already standardized.
   """
-  if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-    raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}.")
+  check_positive_int("num_classes", num_classes)
   if name not in _TWINS:
-    raise ValueError(f"unknown architecture {name!r}; stax twins exist for "
-                     f"{', '.join(_TWINS)} (or pass an (init_fn, apply_fn, kernel_fn) triple).")
+    raise UserInputError(f"unknown architecture {name!r}; stax twins exist for "
+                         f"{', '.join(_TWINS)} (or pass an (init_fn, apply_fn, kernel_fn) triple).")
   stax = import_neural_tangents().stax
   relu_std = math.sqrt(2.0)
   if name == "mlp":
@@ -109,11 +109,11 @@ def stax_twin(name: str, *, num_classes: int, **options: Any) -> StaxTriple:
 def _wrn_twin(stax, *, num_classes: int, depth: int, widen_factor: int, w_std: float,
               b_std: float) -> StaxTriple:
   if depth < 10 or (depth - 4) % 6:
-    raise ValueError(f"WRN depth must be 6n + 4 with n >= 1, got {depth}.")
+    raise UserInputError(f"WRN depth must be 6n + 4 with n >= 1, got {depth}.")
   if widen_factor < 2:
     # with 16 * k == 16 the first block adds its activated (non-Gaussian) input through an
     # identity shortcut, a sum neural-tangents cannot take in closed form
-    raise ValueError(f"the WRN stax twin needs widen_factor >= 2, got {widen_factor}.")
+    raise UserInputError(f"the WRN stax twin needs widen_factor >= 2, got {widen_factor}.")
   per_stage = (depth - 4) // 6
   widths = (16 * widen_factor, 32 * widen_factor, 64 * widen_factor)
 
@@ -154,9 +154,9 @@ def _standardizer(input_mean: Any, input_std: Any) -> Callable[[jax.Array], jax.
   mean = jnp.asarray(input_mean, jnp.float32)
   std = jnp.asarray(input_std, jnp.float32)
   if mean.ndim > 1 or std.ndim > 1:
-    raise ValueError("input_mean and input_std must be scalars or per-channel vectors.")
+    raise UserInputError("input_mean and input_std must be scalars or per-channel vectors.")
   if not bool(jnp.all(std > 0)):
-    raise ValueError("input_std must be positive.")
+    raise UserInputError("input_std must be positive.")
 
   def standardize(x: jax.Array) -> jax.Array:
     def expand(a):
@@ -172,8 +172,7 @@ class _InfiniteNTK:
 
   def __init__(self, architecture: Any, *, num_classes: int, chunk_size: int | None,
                options: dict):
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-      raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}.")
+    check_positive_int("num_classes", num_classes)
     options = dict(options)
     standardize = _standardizer(options.pop("input_mean", 0.0), options.pop("input_std", 1.0))
     if isinstance(architecture, str):
@@ -181,17 +180,17 @@ class _InfiniteNTK:
       self.description = architecture
     elif _is_triple(architecture):
       if options:
-        raise ValueError(f"options {', '.join(sorted(options))} only apply to named "
-                         "architectures, not to a stax triple.")
+        raise UserInputError(f"options {', '.join(sorted(options))} only apply to named "
+                             "architectures, not to a stax triple.")
       import_neural_tangents()
       triple = tuple(architecture)
       self.description = "stax triple"
     else:
-      raise ValueError("architecture must be one of "
-                       f"{', '.join(_TWINS)} or an (init_fn, apply_fn, kernel_fn) stax triple.")
+      raise UserInputError("architecture must be one of "
+                           f"{', '.join(_TWINS)} or an (init_fn, apply_fn, kernel_fn) stax triple.")
     self.triple = triple
     self.num_classes = num_classes
-    self.chunk_size = _check_chunk_size(chunk_size)
+    self.chunk_size = check_chunk_size(chunk_size)
     stax_kernel_fn = triple[2]
     scale = float(num_classes)
 

@@ -27,7 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from assljax._chunking import chunked_map
-from assljax.kernels.empirical import _check_chunk_size, _check_inputs, _EmpiricalNTK
+from assljax._validation import UserInputError, check_chunk_size, check_positive_int
+from assljax.kernels.empirical import _check_inputs, _EmpiricalNTK
 from assljax.kernels.empirical import _shaped_like_head as _selection_like_head
 from assljax.kernels.empirical import select_params
 from assljax.kernels.last_layer import _embedded_features
@@ -43,8 +44,8 @@ def _f32(a: jax.Array) -> jax.Array:
 
 def _check_feature_output(phi: Any, n: int) -> jax.Array:
   if not hasattr(phi, "ndim") or phi.ndim != 2 or phi.shape[0] != n:
-    raise ValueError(f"feature_fn must map (n, ...) inputs to (n, d) features; for n = {n} "
-                     f"it returned shape {getattr(phi, 'shape', type(phi).__name__)}.")
+    raise UserInputError(f"feature_fn must map (n, ...) inputs to (n, d) features; for n = {n} "
+                         f"it returned shape {getattr(phi, 'shape', type(phi).__name__)}.")
   return phi
 
 
@@ -99,11 +100,9 @@ class Kernel:
       A :class:`Kernel` with ``has_features`` True for the last-layer closed form.
     """
     if not callable(apply_fn):
-      raise ValueError(f"apply_fn must be callable, got {type(apply_fn).__name__}.")
-    if num_classes is not None and (isinstance(num_classes, bool)
-                                    or not isinstance(num_classes, int) or num_classes < 1):
-      raise ValueError(f"num_classes must be a positive integer or None, got {num_classes!r}.")
-    chunk_size = _check_chunk_size(chunk_size)
+      raise UserInputError(f"apply_fn must be callable, got {type(apply_fn).__name__}.")
+    check_positive_int("num_classes", num_classes, allow_none=True)
+    chunk_size = check_chunk_size(chunk_size)
     select_params(params, param_filter)  # validates the filter now (empty -> ValueError)
     impl = _EmpiricalNTK(apply_fn, traced=True, param_filter=param_filter,
                          chunk_size=chunk_size)
@@ -111,7 +110,7 @@ class Kernel:
     def classes(x: jax.Array) -> int:
       c = impl.structure(params, x)[0]
       if num_classes is not None and num_classes != c:
-        raise ValueError(f"num_classes={num_classes} but apply_fn returns {c} logits.")
+        raise UserInputError(f"num_classes={num_classes} but apply_fn returns {c} logits.")
       return c
 
     filter_name = param_filter if isinstance(param_filter, str) else "predicate"
@@ -120,7 +119,7 @@ class Kernel:
 
     if last_layer and embed_fn is not None:
       if not callable(embed_fn):
-        raise ValueError(f"embed_fn must be callable, got {type(embed_fn).__name__}.")
+        raise UserInputError(f"embed_fn must be callable, got {type(embed_fn).__name__}.")
       head = params.get("head") if isinstance(params, dict) else None
       bias = head.get("bias") if isinstance(head, dict) else None
       known = num_classes if num_classes is not None else (
@@ -182,8 +181,8 @@ class Kernel:
       chunk_size: samples per call of ``feature_fn`` (bounds memory).
     """
     if not callable(feature_fn):
-      raise ValueError(f"feature_fn must be callable, got {type(feature_fn).__name__}.")
-    chunk_size = _check_chunk_size(chunk_size)
+      raise UserInputError(f"feature_fn must be callable, got {type(feature_fn).__name__}.")
+    chunk_size = check_chunk_size(chunk_size)
 
     def features(x: jax.Array) -> jax.Array:
       phi = chunked_map(feature_fn, x, chunk_size=chunk_size)
@@ -229,7 +228,7 @@ class Kernel:
     """Finite feature map ``(n, d)`` float32 with ``features(x1) @ features(x2).T ==
     kernel(x1, x2)``; ``ValueError`` when the kernel has none (see ``has_features``)."""
     if self._features_fn is None:
-      raise ValueError(self._no_features_reason)
+      raise UserInputError(self._no_features_reason)
     x, _ = _check_inputs(x)
     return _f32(self._features_fn(x))
 
@@ -269,19 +268,17 @@ class Kernel:
     x_pool, _ = _check_inputs(x_pool)
     x_labeled = jnp.asarray(x_labeled)
     if x_labeled.ndim < 1 or x_labeled.shape[1:] != x_pool.shape[1:]:
-      raise ValueError(f"x_labeled must be (l, {', '.join(map(str, x_pool.shape[1:]))}) like "
-                       f"x_pool, got shape {tuple(x_labeled.shape)}.")
+      raise UserInputError(f"x_labeled must be (l, {', '.join(map(str, x_pool.shape[1:]))}) like "
+                           f"x_pool, got shape {tuple(x_labeled.shape)}.")
     index = np.asarray(index)
     if index.ndim != 2 or index.shape[1] == 0 or not np.issubdtype(index.dtype, np.integer):
-      raise ValueError(f"index must be (m, g) integers with g >= 1, got shape "
-                       f"{tuple(index.shape)} and dtype {index.dtype}.")
+      raise UserInputError(f"index must be (m, g) integers with g >= 1, got shape "
+                           f"{tuple(index.shape)} and dtype {index.dtype}.")
     n = x_pool.shape[0]
     if index.size and (index.min() < 0 or index.max() >= n):
-      raise ValueError(f"index entries must lie in [0, {n}), found "
+      raise UserInputError(f"index entries must lie in [0, {n}), found "
                        f"[{int(index.min())}, {int(index.max())}].")
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) \
-        or chunk_size < 1:
-      raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}.")
+    check_positive_int("chunk_size", chunk_size)
     if x_labeled.shape[0] == 0:
       K_LL, K_LU = jnp.zeros((0, 0), jnp.float32), jnp.zeros((0, n), jnp.float32)
     else:

@@ -27,21 +27,21 @@ import jax
 import jax.numpy as jnp
 
 from assljax._chunking import chunked_map
+from assljax._validation import UserInputError, check_positive_int
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 
 
 def _check_classes(num_classes: Any) -> int:
-  if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-    raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}.")
+  check_positive_int("num_classes", num_classes)
   return num_classes
 
 
 def _check_features(features: Any, name: str) -> jax.Array:
   features = jnp.asarray(features)
   if features.ndim != 2:
-    raise ValueError(f"{name} must be penultimate features of shape (n, d), got shape "
-                     f"{tuple(features.shape)}.")
+    raise UserInputError(f"{name} must be penultimate features of shape (n, d), got shape "
+                         f"{tuple(features.shape)}.")
   if not jnp.issubdtype(features.dtype, jnp.inexact):
     features = features.astype(jnp.float32)
   return features
@@ -83,8 +83,8 @@ def last_layer_ntk(features1: jax.Array, features2: jax.Array | None, num_classe
   features1 = _check_features(features1, "features1")
   features2 = features1 if features2 is None else _check_features(features2, "features2")
   if features1.shape[1] != features2.shape[1]:
-    raise ValueError(f"features1 and features2 must have the same width d, got "
-                     f"{features1.shape[1]} and {features2.shape[1]}.")
+    raise UserInputError(f"features1 and features2 must have the same width d, got "
+                         f"{features1.shape[1]} and {features2.shape[1]}.")
   gram = jnp.dot(features1, features2.T, precision=_HIGHEST) + 1
   if trace:
     return gram * jnp.asarray(num_classes, gram.dtype)

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from assljax._validation import UserInputError, check_number
 from assljax.kernels.empirical import _check_inputs
 
 _HIGHEST = jax.lax.Precision.HIGHEST
@@ -47,25 +48,24 @@ def nystrom_features(kernel: Callable[[jax.Array, jax.Array], jax.Array], landma
       ``K_UU``, or a kernel that is zero on the landmarks.
   """
   if not callable(kernel):
-    raise ValueError(f"kernel must be callable, got {type(kernel).__name__}.")
-  if isinstance(rcond, bool) or not isinstance(rcond, (int, float)) or not 0 <= rcond < 1:
-    raise ValueError(f"rcond must be a number in [0, 1), got {rcond!r}.")
+    raise UserInputError(f"kernel must be callable, got {type(kernel).__name__}.")
+  check_number("rcond", rcond, low=0.0, high=1.0, include_high=False)
   landmarks, _ = _check_inputs(landmarks)
   m = landmarks.shape[0]
   k_uu = kernel(landmarks, landmarks)
   if not hasattr(k_uu, "shape") or tuple(k_uu.shape) != (m, m):
-    raise ValueError(f"kernel(landmarks, landmarks) must have shape ({m}, {m}), got "
-                     f"{getattr(k_uu, 'shape', type(k_uu).__name__)}.")
+    raise UserInputError(f"kernel(landmarks, landmarks) must have shape ({m}, {m}), got "
+                         f"{getattr(k_uu, 'shape', type(k_uu).__name__)}.")
   dtype = jnp.result_type(k_uu)
   k64 = np.asarray(k_uu, dtype=np.float64)
   if not np.isfinite(k64).all():
-    raise ValueError("kernel(landmarks, landmarks) contains NaN or infinity.")
+    raise UserInputError("kernel(landmarks, landmarks) contains NaN or infinity.")
   k64 = 0.5 * (k64 + k64.T)
   lam, vec = np.linalg.eigh(k64)
   lam_max = float(lam[-1])
   if lam_max <= 0:
-    raise ValueError("kernel(landmarks, landmarks) has no positive eigenvalue; the "
-                     "landmarks carry no signal for this kernel.")
+    raise UserInputError("kernel(landmarks, landmarks) has no positive eigenvalue; the "
+                         "landmarks carry no signal for this kernel.")
   keep = lam > rcond * lam_max
   v = vec[:, keep]
   inv_sqrt = (v * lam[keep] ** -0.5) @ v.T  # (m, m)

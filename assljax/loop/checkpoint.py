@@ -16,12 +16,14 @@ from typing import Any
 import jax
 import numpy as np
 
+from assljax._validation import UserInputError
+
 PyTree = Any
 log = logging.getLogger(__name__)
 
 
-class CheckpointError(ValueError):
-  """No usable checkpoint where one was expected."""
+class CheckpointError(UserInputError):
+  """No usable checkpoint where one was expected (a workdir the user pointed at)."""
 
 
 def _as_saveable(tree: PyTree) -> PyTree:
@@ -46,7 +48,7 @@ class Checkpoints:
     import orbax.checkpoint as ocp
 
     if max_to_keep < 2:
-      raise ValueError(f"max_to_keep must be at least 2, got {max_to_keep}")
+      raise UserInputError(f"max_to_keep must be at least 2, got {max_to_keep}")
     self.directory = os.path.abspath(os.fspath(directory))
     self._ocp = ocp
     options = ocp.CheckpointManagerOptions(
@@ -133,7 +135,8 @@ class Checkpoints:
 
   def _warn_skip(self, step: int, error: Exception) -> None:
     message = (f"checkpoint {step} in {self.directory} is unreadable "
-               f"({type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}); "
+               f"({type(error).__name__}: "
+f"{str(error).splitlines()[0][:160] if str(error) else ''}); "
                "falling back to the previous one")
     warnings.warn(message, RuntimeWarning, stacklevel=3)
     log.warning(message)

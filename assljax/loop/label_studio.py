@@ -59,6 +59,8 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
+from assljax._validation import UserInputError
+
 CONTROL = "label"          # name of the <Choices> control: `from_name` in the export
 TASKS_FILE = "tasks.json"
 CONFIG_FILE = "label_config.xml"
@@ -72,7 +74,7 @@ _AUDIO_SUFFIXES = {".wav": "audio/wav"}
 def object_name(kind: str) -> str:
   """The object tag's name and data key for a dataset ``kind``: ``"image"`` or ``"audio"``."""
   if kind not in ("image", "audio"):
-    raise ValueError(f"dataset kind must be 'image' or 'audio', got {kind!r}")
+    raise UserInputError(f"dataset kind must be 'image' or 'audio', got {kind!r}")
   return kind
 
 
@@ -89,7 +91,7 @@ def labeling_config(class_names: Sequence[str], kind: str) -> str:
   name = object_name(kind)
   names = [str(c) for c in class_names]
   if len(names) < 2 or len(set(names)) != len(names) or any(not n.strip() for n in names):
-    raise ValueError(f"class names must be at least 2 distinct non-blank strings, got {names}")
+    raise UserInputError(f"class names must be at least 2 distinct non-blank strings, got {names}")
   tag = "Image" if kind == "image" else "Audio"
   extra = ' zoom="true"' if kind == "image" else ""
   lines = ["<View>",
@@ -110,8 +112,8 @@ def _local_files_url(path: str, root: str) -> str:
   from urllib.parse import quote
   relative = os.path.relpath(os.path.abspath(path), root)
   if relative == os.pardir or relative.startswith(os.pardir + os.sep):
-    raise ValueError(f"{path} is not under the local files root {root}; choose a root that "
-                     "contains the workdir")
+    raise UserInputError(f"{path} is not under the local files root {root}; choose a root that "
+                         "contains the workdir")
   return "/data/local-files/?d=" + quote(relative.replace(os.sep, "/"), safe="/")
 
 
@@ -119,7 +121,7 @@ def _write_png(path: str, image: np.ndarray) -> None:
   from PIL import Image
   image = np.clip(np.asarray(image, np.float32), 0.0, 1.0)
   if image.ndim != 3 or image.shape[-1] not in (1, 3):
-    raise ValueError(f"query images must be (H, W, 1) or (H, W, 3), got shape {image.shape}")
+    raise UserInputError(f"query images must be (H, W, 1) or (H, W, 3), got shape {image.shape}")
   pixels = np.round(image * 255.0).astype(np.uint8)
   scale = max(1, math.ceil(MIN_IMAGE_SIDE / max(pixels.shape[:2])))
   pixels = np.repeat(np.repeat(pixels, scale, axis=0), scale, axis=1)
@@ -129,7 +131,7 @@ def _write_png(path: str, image: np.ndarray) -> None:
 def _write_wav(path: str, samples: np.ndarray) -> None:
   samples = np.asarray(samples)
   if samples.ndim != 1 or samples.dtype != np.int16:
-    raise ValueError(f"audio waveforms must be 1-D int16, got {samples.dtype} {samples.shape}")
+    raise UserInputError(f"audio waveforms must be 1-D int16, got {samples.dtype} {samples.shape}")
   with wave.open(path, "wb") as f:
     f.setnchannels(1)
     f.setsampwidth(2)
@@ -151,8 +153,9 @@ def _media_file(directory: str, index: int, source: str, kind: str, image: Any,
     _write_png(target, image)
     return target, "image/png"
   if waveform is None:
-    raise ValueError(f"audio query {index} has no WAV file ({source!r}) and the dataset kept no "
-                     "waveforms; export it with --format csv")
+    raise UserInputError(f"audio query {index} has no WAV file ({source!r}) and the dataset kept "
+                         "no "
+                         "waveforms; export it with --format csv")
   target = os.path.join(directory, f"{index}.wav")
   _write_wav(target, waveform)
   return target, "audio/wav"
@@ -184,13 +187,13 @@ def write_import(directory: str | os.PathLike, indices: Sequence[int], sources: 
   config = labeling_config(class_names, kind)
   indices = [int(i) for i in indices]
   if len(sources) != len(indices):
-    raise ValueError(f"got {len(indices)} query indices but {len(sources)} sources")
+    raise UserInputError(f"got {len(indices)} query indices but {len(sources)} sources")
   directory = os.path.abspath(os.fspath(directory))
   root = None
   if local_files_root is not None:
     root = os.path.abspath(os.fspath(local_files_root))
     if not os.path.isdir(root):
-      raise ValueError(f"local files root {local_files_root} is not a directory")
+      raise UserInputError(f"local files root {local_files_root} is not a directory")
     _local_files_url(directory, root)   # fail before writing anything
   media = os.path.join(directory, MEDIA_DIR)
   staging = media + ".tmp"
@@ -267,16 +270,16 @@ def _annotations_full(task: dict, where: str) -> list[list]:
   if given is None:
     given = []
   if not isinstance(given, list):
-    raise ValueError(f"{where}: 'annotations' is not a list")
+    raise UserInputError(f"{where}: 'annotations' is not a list")
   answers = []
   for annotation in given:
     if not isinstance(annotation, dict):
-      raise ValueError(f"{where}: an annotation is not a JSON object")
+      raise UserInputError(f"{where}: an annotation is not a JSON object")
     if annotation.get("was_cancelled") or annotation.get("skipped"):
       continue
     results = annotation.get("result") or []
     if not isinstance(results, list):
-      raise ValueError(f"{where}: an annotation's 'result' is not a list")
+      raise UserInputError(f"{where}: an annotation's 'result' is not a list")
     chosen = []
     for result in results:
       if not isinstance(result, dict) or result.get("from_name") != CONTROL:
@@ -284,7 +287,7 @@ def _annotations_full(task: dict, where: str) -> list[list]:
       value = (result.get("value") or {})
       choices = value.get("choices") if isinstance(value, dict) else None
       if not isinstance(choices, list):
-        raise ValueError(f"{where}: the {CONTROL!r} result has no list of choices")
+        raise UserInputError(f"{where}: the {CONTROL!r} result has no list of choices")
       chosen += choices
     answers.append(chosen)
   return answers
@@ -295,13 +298,13 @@ def _tasks(document: Any, path: str) -> list[tuple[str, dict, list[list]]]:
   if isinstance(document, dict):
     document = [document]
   if not isinstance(document, list):
-    raise ValueError(f"{path}: a Label Studio export is a JSON list of tasks, "
-                     f"got {type(document).__name__}")
+    raise UserInputError(f"{path}: a Label Studio export is a JSON list of tasks, "
+                         f"got {type(document).__name__}")
   merged: dict[Any, tuple[str, dict, list[list]]] = {}
   out = []
   for position, task in enumerate(document):
     if not isinstance(task, dict):
-      raise ValueError(f"{path}: item {position} is not a JSON object")
+      raise UserInputError(f"{path}: item {position} is not a JSON object")
     task_id = task.get("id", f"#{position}")
     where = f"{path}: task {task_id}"
     if isinstance(task.get("data"), dict):        # "JSON": the full task format
@@ -312,7 +315,7 @@ def _tasks(document: Any, path: str) -> list[tuple[str, dict, list[list]]]:
     if CONTROL in task:
       chosen = _choices_of_value(task[CONTROL])
       if chosen is None:
-        raise ValueError(f"{where}: {CONTROL!r} is neither a class name nor a list of choices")
+        raise UserInputError(f"{where}: {CONTROL!r} is neither a class name nor a list of choices")
       given = [chosen]
     else:
       given = []
@@ -346,14 +349,14 @@ def read_export(path: str | os.PathLike, pending: Sequence[int], class_names: Se
   """
   path = os.fspath(path)
   if not os.path.isfile(path):
-    raise ValueError(f"label file {path} does not exist")
+    raise UserInputError(f"label file {path} does not exist")
   try:
     with open(path, encoding="utf-8-sig") as f:
       document = json.load(f)
   except UnicodeDecodeError:
-    raise ValueError(f"{path}: not a UTF-8 text JSON file") from None
+    raise UserInputError(f"{path}: not a UTF-8 text JSON file") from None
   except json.JSONDecodeError as e:
-    raise ValueError(f"{path}: not valid JSON ({e})") from None
+    raise UserInputError(f"{path}: not valid JSON ({e})") from None
   pending_set = {int(i) for i in pending}
   by_name = {str(name): i for i, name in enumerate(class_names)}
   answers: dict[int, int] = {}
@@ -361,38 +364,38 @@ def read_export(path: str | os.PathLike, pending: Sequence[int], class_names: Se
   for where, data, given in _tasks(document, path):
     sample_id = _sample_id(data.get("sample_id"))
     if sample_id is None:
-      raise ValueError(f"{where} has no integer data.sample_id; import the tasks.json that "
-                       "`assljax query --format label-studio` wrote")
+      raise UserInputError(f"{where} has no integer data.sample_id; import the tasks.json that "
+                           "`assljax query --format label-studio` wrote")
     where = f"{where} (sample_id {sample_id})"
     if sample_id not in pending_set:
-      raise ValueError(f"{where} is not a pending query")
+      raise UserInputError(f"{where} is not a pending query")
     if sample_id in seen:
-      raise ValueError(f"{where} appears twice (also {seen[sample_id].split(': ', 1)[-1]}); "
-                       "was tasks.json imported twice?")
+      raise UserInputError(f"{where} appears twice (also {seen[sample_id].split(': ', 1)[-1]}); "
+                           "was tasks.json imported twice?")
     seen[sample_id] = where
     task_round = data.get("round")
     if round_index is not None and task_round is not None and task_round != round_index:
-      raise ValueError(f"{where} belongs to round {task_round}, but round {round_index} "
-                       "is waiting for labels")
+      raise UserInputError(f"{where} belongs to round {task_round}, but round {round_index} "
+                           "is waiting for labels")
     labels = set()
     for chosen in given:
       if not chosen:
         continue
       if len(chosen) > 1:
-        raise ValueError(f"{where} has {len(chosen)} choices ({', '.join(map(str, chosen))}); "
-                         "choose exactly one class")
+        raise UserInputError(f"{where} has {len(chosen)} choices ({', '.join(map(str, chosen))}); "
+                             "choose exactly one class")
       name = chosen[0]
       if not isinstance(name, str) or name not in by_name:
-        raise ValueError(f"{where}: {name!r} is not a class of the dataset "
-                         f"({', '.join(map(str, class_names))})")
+        raise UserInputError(f"{where}: {name!r} is not a class of the dataset "
+                             f"({', '.join(map(str, class_names))})")
       labels.add(by_name[name])
     if len(labels) > 1:
       names = ", ".join(str(class_names[i]) for i in sorted(labels))
-      raise ValueError(f"{where}: annotators disagree ({names}); keep one annotation")
+      raise UserInputError(f"{where}: annotators disagree ({names}); keep one annotation")
     if labels:
       answers[sample_id] = labels.pop()
   unanswered = sorted(pending_set - set(answers))
   if unanswered:
     shown = ", ".join(map(str, unanswered[:10])) + (" ..." if len(unanswered) > 10 else "")
-    raise ValueError(f"{path}: {len(unanswered)} pending queries have no chosen class: {shown}")
+    raise UserInputError(f"{path}: {len(unanswered)} pending queries have no chosen class: {shown}")
   return answers

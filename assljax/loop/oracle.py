@@ -26,6 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from assljax._optional import require
+from assljax._validation import UserInputError
 
 QUERY_COLUMNS = ("sample_id", "source", "label")
 
@@ -81,7 +82,7 @@ def read_labels(path: str | os.PathLike, pending: Sequence[int],
   """
   path = os.fspath(path)
   if not os.path.isfile(path):
-    raise ValueError(f"label file {path} does not exist")
+    raise UserInputError(f"label file {path} does not exist")
   pending_set = {int(i) for i in pending}
   by_name = {name: i for i, name in enumerate(class_names)}
   num_classes = len(class_names)
@@ -92,39 +93,39 @@ def read_labels(path: str | os.PathLike, pending: Sequence[int],
       header = reader.fieldnames or []
       missing = [c for c in ("sample_id", "label") if c not in header]
       if missing:
-        raise ValueError(f"{path}: header must have columns sample_id and label; "
-                         f"missing {', '.join(missing)}")
+        raise UserInputError(f"{path}: header must have columns sample_id and label; "
+                             f"missing {', '.join(missing)}")
       for row in reader:
         line = reader.line_num
         raw_id, raw_label = (row.get("sample_id") or "").strip(), (row.get("label") or "").strip()
         try:
           sample_id = int(raw_id)
         except ValueError:
-          raise ValueError(f"{path}:{line}: sample_id {raw_id!r} is not an integer") from None
+          raise UserInputError(f"{path}:{line}: sample_id {raw_id!r} is not an integer") from None
         if sample_id not in pending_set:
-          raise ValueError(f"{path}:{line}: sample_id {sample_id} is not a pending query")
+          raise UserInputError(f"{path}:{line}: sample_id {sample_id} is not a pending query")
         if sample_id in answers:
-          raise ValueError(f"{path}:{line}: sample_id {sample_id} is labeled twice")
+          raise UserInputError(f"{path}:{line}: sample_id {sample_id} is labeled twice")
         if raw_label in by_name:
           label = by_name[raw_label]
         else:
           try:
             label = int(raw_label)
           except ValueError:
-            raise ValueError(
+            raise UserInputError(
                 f"{path}:{line}: label {raw_label!r} is neither a class index nor one of "
                 f"{', '.join(class_names)}") from None
           if not 0 <= label < num_classes:
-            raise ValueError(f"{path}:{line}: label {label} is out of range [0, {num_classes})")
+            raise UserInputError(f"{path}:{line}: label {label} is out of range [0, {num_classes})")
         answers[sample_id] = label
   except UnicodeDecodeError:
-    raise ValueError(f"{path}: not a UTF-8 text CSV file") from None
+    raise UserInputError(f"{path}: not a UTF-8 text CSV file") from None
   except csv.Error as e:
-    raise ValueError(f"{path}: malformed CSV ({e})") from None
+    raise UserInputError(f"{path}: malformed CSV ({e})") from None
   unanswered = sorted(pending_set - set(answers))
   if unanswered:
     shown = ", ".join(map(str, unanswered[:10])) + (" ..." if len(unanswered) > 10 else "")
-    raise ValueError(f"{path}: {len(unanswered)} pending queries have no label: {shown}")
+    raise UserInputError(f"{path}: {len(unanswered)} pending queries have no label: {shown}")
   return answers
 
 
@@ -219,8 +220,8 @@ def store_labels(labels_file: str | os.PathLike, target: str | os.PathLike,
     survives = False
   if not survives:   # e.g. a class name with surrounding blanks, which read_labels strips
     os.remove(staged)
-    raise ValueError("the dataset's class names do not survive a CSV round trip; label "
-                     "with a CSV of class indices instead")
+    raise UserInputError("the dataset's class names do not survive a CSV round trip; label "
+                         "with a CSV of class indices instead")
   _copy_atomically(labels_file, os.path.splitext(target)[0] + ".label_studio.json")
   os.replace(staged, target)
   return target

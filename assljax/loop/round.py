@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from assljax._validation import UserInputError, check_positive_int
 from assljax.acquisition.base import Context
 from assljax.data.dataset import Dataset
 from assljax.data.pool import add_labels, class_histogram, initial_pool
@@ -153,18 +154,15 @@ def run_loop(*, workdir: str, dataset: Dataset, model: Model, trainer: Trainer, 
       (all finite) is kept, so nothing saved is lost.
   """
   if oracle not in ("simulated", "human"):
-    raise ValueError(f"oracle must be 'simulated' or 'human', got {oracle!r}")
+    raise UserInputError(f"oracle must be 'simulated' or 'human', got {oracle!r}")
   if train_steps < 1 or checkpoint_every < 1:
-    raise ValueError("train_steps and checkpoint_every must be positive integers")
+    raise UserInputError("train_steps and checkpoint_every must be positive integers")
   metrics_every = checkpoint_every if metrics_every is None else metrics_every
-  if isinstance(metrics_every, bool) or not isinstance(metrics_every, int) or metrics_every < 1:
-    raise ValueError(f"metrics_every must be a positive integer, got {metrics_every!r}")
-  if isinstance(initial_trials, bool) or not isinstance(initial_trials, int) \
-      or initial_trials < 1:
-    raise ValueError(f"initial_trials must be a positive integer, got {initial_trials!r}")
+  check_positive_int("metrics_every", metrics_every)
+  check_positive_int("initial_trials", initial_trials)
   if train_x is not None and np.shape(train_x)[0] != dataset.train.y.shape[0]:
-    raise ValueError(f"train_x has {np.shape(train_x)[0]} rows but the pool has "
-                     f"{dataset.train.y.shape[0]}")
+    raise UserInputError(f"train_x has {np.shape(train_x)[0]} rows but the pool has "
+                         f"{dataset.train.y.shape[0]}")
   os.makedirs(workdir, exist_ok=True)
   label = label or strategy.name
   num_classes = dataset.num_classes

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from assljax._validation import UserInputError
 from assljax.data.pool import Pool
 from assljax.ssl.train import TrainState
 
@@ -58,16 +59,16 @@ class Schedule(NamedTuple):
     from assljax.data.pool import validate_query_plan
 
     if initial_sampling not in ("balanced", "iid"):
-      raise ValueError(f"initial_sampling must be 'balanced' or 'iid', got "
-                       f"{initial_sampling!r}")
+      raise UserInputError(f"initial_sampling must be 'balanced' or 'iid', got "
+                           f"{initial_sampling!r}")
     if mode not in MODES:
-      raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
+      raise UserInputError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
     plan = validate_query_plan(pool_size, num_classes, initial_per_class, query_size, budget,
                                extra=initial_extra)
     if plan.initial == 0 and mode in ("sequential", "single_shot"):
-      raise ValueError(f"mode {mode!r} trains on the initial labels first, and "
-                       f"initial_per_class is 0; use mode 'random_init_first' (or "
-                       f"'zero_shot') to let the untrained network make the first query")
+      raise UserInputError(f"mode {mode!r} trains on the initial labels first, and "
+                           f"initial_per_class is 0; use mode 'random_init_first' (or "
+                           f"'zero_shot') to let the untrained network make the first query")
     if mode in ("sequential", "random_init_first"):
       sizes = (plan.query_size,) * plan.num_rounds
     else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
+from assljax._validation import UserInputError
 from assljax.models.core import register
 
 
@@ -28,8 +29,8 @@ class CNN(nnx.Module):
     height, width, in_channels = input_shape
     if isinstance(input_pool, bool) or not isinstance(input_pool, int) or input_pool < 1 \
         or height % input_pool or width % input_pool:
-      raise ValueError(f"input_pool must be a positive integer dividing the input size "
-                       f"{height}x{width}, got {input_pool!r}")
+      raise UserInputError(f"input_pool must be a positive integer dividing the input size "
+                           f"{height}x{width}, got {input_pool!r}")
     self.input_pool = input_pool
     height, width = height // input_pool, width // input_pool
     convs, c_in = [], in_channels
@@ -76,7 +77,7 @@ class TutorialCNN(nnx.Module):
     for _ in range(2):
       height, width = (height - 4) // 2, (width - 4) // 2
     if height < 1 or width < 1:
-      raise ValueError(f"the tutorial CNN needs inputs of at least 16x16, got {input_shape}")
+      raise UserInputError(f"the tutorial CNN needs inputs of at least 16x16, got {input_shape}")
     self.fc1 = nnx.Linear(height * width * 16, 120, rngs=rngs)
     self.fc2 = nnx.Linear(120, 84, rngs=rngs)
     self.head = nnx.Linear(84, num_classes, rngs=rngs)

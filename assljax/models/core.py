@@ -35,6 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from assljax._validation import UserInputError
+
 PyTree = Any
 ModuleFactory = Callable[..., nnx.Module]
 
@@ -52,7 +54,7 @@ def register(name: str) -> Callable[[ModuleFactory], ModuleFactory]:
 
   def decorator(factory: ModuleFactory) -> ModuleFactory:
     if name in _REGISTRY:
-      raise ValueError(f"model {name!r} is already registered")
+      raise UserInputError(f"model {name!r} is already registered")
     _REGISTRY[name] = factory
     return factory
 
@@ -133,7 +135,7 @@ class Model:
 
   def _standardize(self, x: jax.Array) -> jax.Array:
     if x.shape[1:] != self.input_shape:
-      raise ValueError(
+      raise UserInputError(
           f"{self.name} expects inputs of shape (n, {', '.join(map(str, self.input_shape))}),"
           f" got {tuple(x.shape)}.")
     # Floating inputs keep their dtype (float32 in, float32 out).
@@ -189,12 +191,12 @@ def build(name: str, *, num_classes: int, input_shape: tuple[int, ...],
     A :class:`Model`. Nothing is allocated until ``model.init(key)``.
   """
   if name not in _REGISTRY:
-    raise ValueError(f"unknown model {name!r}; available: {', '.join(available())}")
+    raise UserInputError(f"unknown model {name!r}; available: {', '.join(available())}")
   if not isinstance(num_classes, int) or num_classes < 2:
-    raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+    raise UserInputError(f"num_classes must be an integer >= 2, got {num_classes!r}")
   input_shape = tuple(int(d) for d in input_shape)
   if not input_shape or any(d < 1 for d in input_shape):
-    raise ValueError(f"input_shape must be positive dimensions, got {input_shape}")
+    raise UserInputError(f"input_shape must be positive dimensions, got {input_shape}")
   factory = _REGISTRY[name]
 
   def make_module(rngs: nnx.Rngs) -> nnx.Module:
@@ -218,8 +220,8 @@ def _per_input(value: Any, input_shape: tuple[int, ...], what: str) -> jax.Array
   try:
     return jnp.asarray(np.broadcast_to(array, input_shape)[None])
   except ValueError:
-    raise ValueError(f"{what} of shape {array.shape} does not broadcast to the input shape "
-                     f"{input_shape}") from None
+    raise UserInputError(f"{what} of shape {array.shape} does not broadcast to the input shape "
+                         f"{input_shape}") from None
 
 
 def count_params(params: PyTree) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
+from assljax._validation import UserInputError
 from assljax.models.core import register
 
 _BN_MOMENTUM = 0.999
@@ -64,7 +65,7 @@ class WideResNet(nnx.Module):
   def __init__(self, rngs: nnx.Rngs, *, num_classes: int, input_shape: tuple[int, ...],
                depth: int = 28, widen_factor: int = 2):
     if (depth - 4) % 6:
-      raise ValueError(f"WRN depth must be 6n + 4, got {depth}")
+      raise UserInputError(f"WRN depth must be 6n + 4, got {depth}")
     blocks_per_stage = (depth - 4) // 6
     widths = (16 * widen_factor, 32 * widen_factor, 64 * widen_factor)
     self.stem = _conv(input_shape[-1], 16, 3, 1, rngs)

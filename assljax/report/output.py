@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from assljax._optional import require
+from assljax._validation import UserInputError
 from assljax.report import figures, paired as paired_lib, tables
 from assljax.report.schema import RoundRecord, as_round_records, load_round_records
 from assljax.report.summary import summarize
@@ -77,7 +78,7 @@ def _write(records: list[RoundRecord], out_dir: str | os.PathLike, *, reference:
                             tie_tolerance=tie_tolerance)
   out = pathlib.Path(out_dir)
   if out.exists() and not out.is_dir():
-    raise ValueError(f"--out {out} exists and is not a directory.")
+    raise UserInputError(f"--out {out} exists and is not a directory.")
   out.mkdir(parents=True, exist_ok=True)
   training_curves = {label: curve for label, curve in (training_curves or {}).items()
                      if label in labels}
@@ -230,7 +231,7 @@ def run_report(paths: str | os.PathLike | Sequence[str | os.PathLike],
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-  """Adds the arguments of ``assljax report`` to ``parser`` (shared with ``assljax.cli``)."""
+  """Adds the arguments of ``assljax report`` to ``parser`` (shared with ``assljax.app.cli``)."""
   parser.add_argument("dirs", nargs="+", metavar="DIR",
                       help="workdir containing results.json, or a results.json file")
   parser.add_argument("--out", required=True, metavar="OUT", help="output folder")

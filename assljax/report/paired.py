@@ -43,6 +43,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from assljax._validation import UserInputError
 from assljax.report.schema import RoundRecord, as_round_records
 from assljax.report.summary import unique
 
@@ -109,17 +110,17 @@ def check_options(*, interval: str = "t", level: float = 0.95, tie_tolerance: fl
                   resamples: int = 10_000, seed: int = 0) -> None:
   """Raises ValueError naming the first option of :func:`paired_comparison` out of range."""
   if interval not in INTERVALS:
-    raise ValueError(f"interval must be one of {', '.join(INTERVALS)}, got {interval!r}.")
+    raise UserInputError(f"interval must be one of {', '.join(INTERVALS)}, got {interval!r}.")
   if isinstance(level, bool) or not (isinstance(level, (int, float)) and 0.0 < level < 1.0):
-    raise ValueError(f"level must be a number in (0, 1), got {level!r}.")
+    raise UserInputError(f"level must be a number in (0, 1), got {level!r}.")
   if isinstance(tie_tolerance, bool) or not (isinstance(tie_tolerance, (int, float))
                                              and math.isfinite(tie_tolerance)
                                              and tie_tolerance >= 0):
-    raise ValueError(f"tie_tolerance must be a finite number >= 0, got {tie_tolerance!r}.")
+    raise UserInputError(f"tie_tolerance must be a finite number >= 0, got {tie_tolerance!r}.")
   if isinstance(resamples, bool) or not (isinstance(resamples, int) and resamples >= 1):
-    raise ValueError(f"resamples must be a positive int, got {resamples!r}.")
+    raise UserInputError(f"resamples must be a positive int, got {resamples!r}.")
   if isinstance(seed, bool) or not isinstance(seed, int):
-    raise ValueError(f"seed must be an int, got {seed!r}.")
+    raise UserInputError(f"seed must be an int, got {seed!r}.")
 
 
 def paired_comparison(records: Sequence[Mapping | RoundRecord], *,
@@ -166,9 +167,9 @@ def paired_comparison(records: Sequence[Mapping | RoundRecord], *,
   records = as_round_records(records)
   labels = unique(r.label for r in records)
   if reference not in labels:
-    raise ValueError(f"reference label {reference!r} is not in the records (labels: "
-                     f"{', '.join(repr(label) for label in labels)}); choose one with "
-                     "--reference.")
+    raise UserInputError(f"reference label {reference!r} is not in the records (labels: "
+                         f"{', '.join(repr(label) for label in labels)}); choose one with "
+                         "--reference.")
   options = dict(reference=reference, interval=interval, level=float(level),
                  tie_tolerance=float(tie_tolerance), resamples=resamples, seed=seed)
 

@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import InitVar
 from typing import Any
 
+from assljax._validation import UserInputError
+
 
 def _field(meaning: str):
   return dataclasses.field(metadata={"meaning": meaning})
@@ -64,8 +66,8 @@ class RoundRecord:
       else:
         ok = isinstance(value, (list, tuple)) and all(_CHECKS[kind[5:-1]](v) for v in value)
       if not ok:
-        raise ValueError(f"{where}: field {f.name!r} must be {_EXPECTED[kind]}, "
-                         f"got {value!r:.80}.")
+        raise UserInputError(f"{where}: field {f.name!r} must be {_EXPECTED[kind]}, "
+                             f"got {value!r:.80}.")
       if kind == "float":
         object.__setattr__(self, f.name, float(value))
       elif kind.startswith("list"):
@@ -75,35 +77,35 @@ class RoundRecord:
 
   def _check_values(self, where: str) -> None:
     if self.label == "":
-      raise ValueError(f"{where}: field 'label' must not be empty.")
+      raise UserInputError(f"{where}: field 'label' must not be empty.")
     for name in ("round", "num_labels"):
       if getattr(self, name) < 0:
-        raise ValueError(f"{where}: field {name!r} must be >= 0, got {getattr(self, name)}.")
+        raise UserInputError(f"{where}: field {name!r} must be >= 0, got {getattr(self, name)}.")
     if self.num_classes < 1:
-      raise ValueError(f"{where}: field 'num_classes' must be >= 1, got {self.num_classes}.")
+      raise UserInputError(f"{where}: field 'num_classes' must be >= 1, got {self.num_classes}.")
     accuracy = self.test_accuracy
     if not (math.isfinite(accuracy) and 0.0 <= accuracy <= 1.0):
-      raise ValueError(f"{where}: field 'test_accuracy' must be a fraction in [0, 1], "
-                       f"got {accuracy}.")
+      raise UserInputError(f"{where}: field 'test_accuracy' must be a fraction in [0, 1], "
+                           f"got {accuracy}.")
     for name in ("acquisition_seconds", "training_seconds"):
       value = getattr(self, name)
       if not (math.isfinite(value) and value >= 0.0):
-        raise ValueError(f"{where}: field {name!r} must be finite and >= 0, got {value}.")
+        raise UserInputError(f"{where}: field {name!r} must be finite and >= 0, got {value}.")
     for name in ("per_class_accuracy", "labeled_class_histogram", "class_names"):
       if len(getattr(self, name)) != self.num_classes:
-        raise ValueError(f"{where}: field {name!r} has length {len(getattr(self, name))}, "
-                         f"expected num_classes = {self.num_classes}.")
+        raise UserInputError(f"{where}: field {name!r} has length {len(getattr(self, name))}, "
+                             f"expected num_classes = {self.num_classes}.")
     histogram = self.labeled_class_histogram
     if min(histogram) < 0:
-      raise ValueError(f"{where}: field 'labeled_class_histogram' has a negative count.")
+      raise UserInputError(f"{where}: field 'labeled_class_histogram' has a negative count.")
     if sum(histogram) != self.num_labels:
-      raise ValueError(f"{where}: field 'labeled_class_histogram' sums to {sum(histogram)}, "
-                       f"but 'num_labels' is {self.num_labels}.")
+      raise UserInputError(f"{where}: field 'labeled_class_histogram' sums to {sum(histogram)}, "
+                           f"but 'num_labels' is {self.num_labels}.")
     queried = self.queried_indices
     if queried and min(queried) < 0:
-      raise ValueError(f"{where}: field 'queried_indices' has a negative index.")
+      raise UserInputError(f"{where}: field 'queried_indices' has a negative index.")
     if len(set(queried)) != len(queried):
-      raise ValueError(f"{where}: field 'queried_indices' repeats an index.")
+      raise UserInputError(f"{where}: field 'queried_indices' repeats an index.")
 
   @classmethod
   def from_mapping(cls, record: Any, *, where: str = "record") -> RoundRecord:
@@ -118,10 +120,10 @@ class RoundRecord:
         field has the wrong type or value.
     """
     if not isinstance(record, Mapping):
-      raise ValueError(f"{where} must be a JSON object, got {type(record).__name__}.")
+      raise UserInputError(f"{where} must be a JSON object, got {type(record).__name__}.")
     for name in FIELDS:
       if name not in record:
-        raise ValueError(f"{where} is missing field {name!r}.")
+        raise UserInputError(f"{where} is missing field {name!r}.")
     return cls(**{name: record[name] for name in FIELDS}, where=where)
 
   def as_dict(self) -> dict:
@@ -176,8 +178,8 @@ def check_collection(records: Sequence[RoundRecord], sources: Sequence[str]) -> 
       if value != expected:
         if isinstance(value, tuple):   # name them as JSON lists, as the file has them
           value, expected = list(value), list(expected)
-        raise ValueError(f"{source} has {name} {value!r:.60} but {sources[0]} has "
-                         f"{expected!r:.60}; report one dataset at a time.")
+        raise UserInputError(f"{source} has {name} {value!r:.60} but {sources[0]} has "
+                             f"{expected!r:.60}; report one dataset at a time.")
   strategy_of: dict[str, tuple[str, str]] = {}
   round_seen: dict[tuple, str] = {}
   count_seen: dict[tuple, tuple[int, str]] = {}
@@ -186,24 +188,24 @@ def check_collection(records: Sequence[RoundRecord], sources: Sequence[str]) -> 
     label, seed, rnd = record.label, record.seed, record.round
     strategy, where = strategy_of.setdefault(label, (record.strategy, source))
     if strategy != record.strategy:
-      raise ValueError(f"label {label!r} names strategy {record.strategy!r} in {source} "
-                       f"but {strategy!r} in {where}; give each variant its own label.")
+      raise UserInputError(f"label {label!r} names strategy {record.strategy!r} in {source} "
+                           f"but {strategy!r} in {where}; give each variant its own label.")
     key = (label, seed, rnd)
     if key in round_seen:
-      raise ValueError(f"label {label!r}, seed {seed}, round {rnd} appears twice "
-                       f"({round_seen[key]} and {source}); pass each workdir once.")
+      raise UserInputError(f"label {label!r}, seed {seed}, round {rnd} appears twice "
+                           f"({round_seen[key]} and {source}); pass each workdir once.")
     round_seen[key] = source
     count_key = (label, seed, record.num_labels)
     if count_key in count_seen:
       other_round, other = count_seen[count_key]
-      raise ValueError(f"label {label!r}, seed {seed} reports {record.num_labels} labels in "
-                       f"two rounds ({other_round} in {other} and {rnd} in {source}).")
+      raise UserInputError(f"label {label!r}, seed {seed} reports {record.num_labels} labels in "
+                           f"two rounds ({other_round} in {other} and {rnd} in {source}).")
     count_seen[count_key] = (rnd, source)
     run = queried_seen.setdefault((label, seed), {})
     for index in record.queried_indices:
       if index in run:
-        raise ValueError(f"label {label!r}, seed {seed} queries pool index {index} in rounds "
-                         f"{run[index]} and {rnd} ({source}).")
+        raise UserInputError(f"label {label!r}, seed {seed} queries pool index {index} in rounds "
+                             f"{run[index]} and {rnd} ({source}).")
       run[index] = rnd
 
 
@@ -218,9 +220,9 @@ def as_round_records(records: Any) -> list[RoundRecord]:
       records contradict each other.
   """
   if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Sequence):
-    raise ValueError(f"records must be a list of result records, got {type(records).__name__}.")
+    raise UserInputError(f"records must be a list of result records, got {type(records).__name__}.")
   if not records:
-    raise ValueError("records is empty; there is nothing to report.")
+    raise UserInputError("records is empty; there is nothing to report.")
   out = [r if isinstance(r, RoundRecord) else RoundRecord.from_mapping(r, where=f"record {i}")
          for i, r in enumerate(records)]
   check_collection(out, [f"record {i}" for i in range(len(out))])
@@ -235,31 +237,31 @@ def _read(paths: Any) -> tuple[list[dict], list[RoundRecord]]:
   if isinstance(paths, (str, os.PathLike)):
     paths = [paths]
   if isinstance(paths, bytes) or not isinstance(paths, Sequence) or not paths:
-    raise ValueError("load_records needs at least one workdir or results.json path.")
+    raise UserInputError("load_records needs at least one workdir or results.json path.")
   raw_records: list[dict] = []
   records: list[RoundRecord] = []
   sources: list[str] = []
   for raw in paths:
     if not isinstance(raw, (str, os.PathLike)):
-      raise ValueError(f"paths must be strings or path-likes, got {type(raw).__name__}.")
+      raise UserInputError(f"paths must be strings or path-likes, got {type(raw).__name__}.")
     path = pathlib.Path(raw)
     if path.is_dir():
       file = path / "results.json"
       if not file.is_file():
-        raise ValueError(f"{path} has no results.json (expected a workdir written by "
-                         "`assljax run` or a results.json file).")
+        raise UserInputError(f"{path} has no results.json (expected a workdir written by "
+                             "`assljax run` or a results.json file).")
     elif path.is_file():
       file = path
     else:
-      raise ValueError(f"{path} does not exist.")
+      raise UserInputError(f"{path} does not exist.")
     try:
       data = json.loads(file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-      raise ValueError(f"{file} is not valid JSON ({e}).") from None
+      raise UserInputError(f"{file} is not valid JSON ({e}).") from None
     if not isinstance(data, list):
-      raise ValueError(f"{file} must hold a JSON list of records, got {type(data).__name__}.")
+      raise UserInputError(f"{file} must hold a JSON list of records, got {type(data).__name__}.")
     if not data:
-      raise ValueError(f"{file} holds no records.")
+      raise UserInputError(f"{file} holds no records.")
     for i, record in enumerate(data):
       where = f"{file}, record {i}"
       records.append(RoundRecord.from_mapping(record, where=where))

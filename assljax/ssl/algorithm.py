@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from assljax._validation import check_number
+from assljax.ssl import optim
 
 PyTree = Any
 Forward = Callable[[PyTree, PyTree, jax.Array], tuple[jax.Array, PyTree]]
@@ -93,8 +94,8 @@ class Algorithm:
   init_state: Callable[[int, int], PyTree] = _no_state
   ema_decay: Callable[[jax.Array], jax.Array] | None = None
   optimizer: str = "sgd"
-  lr: float = 0.03
-  weight_decay: float = 5e-4
+  lr: float = optim.RECIPES["sgd"].lr
+  weight_decay: float = optim.RECIPES["sgd"].weight_decay
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:

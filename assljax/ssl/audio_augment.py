@@ -54,6 +54,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from assljax._validation import UserInputError, check_int, check_number
 from assljax.data import audio as _audio
 
 SAMPLE_RATE = _audio.SAMPLE_RATE          # 16 kHz
@@ -86,11 +87,11 @@ def _to_float(waveforms: jax.Array) -> jax.Array:
 def _check_waveforms(waveforms: Any) -> jax.Array:
   waveforms = jnp.asarray(waveforms)
   if waveforms.ndim != 2 or waveforms.shape[1] != NUM_SAMPLES:
-    raise ValueError(f"waveforms must have shape (n, {NUM_SAMPLES}), got "
-                     f"{tuple(waveforms.shape)}.")
+    raise UserInputError(f"waveforms must have shape (n, {NUM_SAMPLES}), got "
+                         f"{tuple(waveforms.shape)}.")
   if waveforms.dtype != jnp.int16 and not jnp.issubdtype(waveforms.dtype, jnp.floating):
-    raise ValueError(f"waveforms must be int16 (scaled by 32768) or floating point, got dtype "
-                     f"{waveforms.dtype}.")
+    raise UserInputError(f"waveforms must be int16 (scaled by 32768) or floating point, got dtype "
+                         f"{waveforms.dtype}.")
   return waveforms
 
 
@@ -236,17 +237,17 @@ def noise_bank(clips: Any) -> NoiseBank | None:
   stored = []
   for k, clip in enumerate(clips):
     if clip.ndim != 1 or clip.size == 0:
-      raise ValueError(f"background noise clip {k} must be a non-empty 1-D array, got shape "
-                       f"{clip.shape}.")
+      raise UserInputError(f"background noise clip {k} must be a non-empty 1-D array, got shape "
+                           f"{clip.shape}.")
     if clip.dtype != np.int16:
       if not np.issubdtype(clip.dtype, np.floating) or not np.isfinite(clip).all():
-        raise ValueError(f"background noise clip {k} must be int16 or finite floats, got "
-                         f"dtype {clip.dtype}.")
+        raise UserInputError(f"background noise clip {k} must be int16 or finite floats, got "
+                             f"dtype {clip.dtype}.")
       clip = _audio.waveforms_to_int16(clip)
     stored.append(np.pad(clip, (0, max(0, NUM_SAMPLES - clip.size))))
   lengths = np.array([c.size for c in stored], np.int64)
   if lengths.sum() >= 2**31:
-    raise ValueError(f"background noise holds {lengths.sum()} samples; at most 2**31 - 1 fit.")
+    raise UserInputError(f"background noise holds {lengths.sum()} samples; at most 2**31 - 1 fit.")
   offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
   return NoiseBank(samples=jnp.asarray(np.concatenate(stored)),
                    offsets=jnp.asarray(offsets, jnp.int32),
@@ -281,7 +282,7 @@ class _Options(NamedTuple):
 
 def _options(probability, amplitude_range, speed_range, max_shift_ms, snr_range_db) -> _Options:
   if not 0.0 <= float(probability) <= 1.0:
-    raise ValueError(f"probability must lie in [0, 1], got {probability!r}.")
+    raise UserInputError(f"probability must lie in [0, 1], got {probability!r}.")
   pairs = {}
   for name, value, positive in (("amplitude_range", amplitude_range, True),
                                 ("speed_range", speed_range, True),
@@ -289,13 +290,14 @@ def _options(probability, amplitude_range, speed_range, max_shift_ms, snr_range_
     try:
       lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):
-      raise ValueError(f"{name} must be a pair (low, high) of numbers, got {value!r}.") from None
+      raise UserInputError(
+          f"{name} must be a pair (low, high) of numbers, got {value!r}.") from None
     if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi) or (positive and lo <= 0):
       bound = "0 < low <= high" if positive else "finite low <= high"
-      raise ValueError(f"{name} must satisfy {bound}, got {value!r}.")
+      raise UserInputError(f"{name} must satisfy {bound}, got {value!r}.")
     pairs[name] = (lo, hi)
   if not 0.0 <= float(max_shift_ms) < 1000.0 * NUM_SAMPLES / SAMPLE_RATE:
-    raise ValueError(f"max_shift_ms must lie in [0, 1000), got {max_shift_ms!r}.")
+    raise UserInputError(f"max_shift_ms must lie in [0, 1000), got {max_shift_ms!r}.")
   return _Options(float(probability), pairs["amplitude_range"], pairs["speed_range"],
                   float(max_shift_ms), pairs["snr_range_db"])
 
@@ -415,15 +417,13 @@ def audio_augmentations(*, background_noise: Any = (), num_ops: int = 2,
   """
   unknown = sorted(set(options) - set(_Options._fields))
   if unknown:
-    raise ValueError(f"unknown audio augmentation option(s) {', '.join(unknown)}; accepted: "
-                     f"{', '.join(_Options._fields)}.")
+    raise UserInputError(f"unknown audio augmentation option(s) {', '.join(unknown)}; accepted: "
+                         f"{', '.join(_Options._fields)}.")
   defaults = dict(probability=APPLY_PROBABILITY, amplitude_range=AMPLITUDE_RANGE,
                   speed_range=SPEED_RANGE, max_shift_ms=MAX_SHIFT_MS, snr_range_db=SNR_RANGE_DB)
   _options(**{**defaults, **options})
-  if isinstance(num_ops, bool) or not isinstance(num_ops, int) or num_ops < 0:
-    raise ValueError(f"num_ops must be a non-negative integer, got {num_ops!r}.")
-  if not 0.0 <= cutout_fraction <= 1.0:
-    raise ValueError(f"cutout_fraction must lie in [0, 1], got {cutout_fraction!r}.")
+  check_int("num_ops", num_ops, low=0)
+  check_number("cutout_fraction", cutout_fraction, low=0.0, high=1.0)
   bank = noise_bank(background_noise)
   if bank is None:
     warnings.warn("the dataset has no background noise recordings; the background-noise "

@@ -55,6 +55,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from assljax._validation import UserInputError, check_int, check_number
+
 #: The RandAugment operations in the reference's order (``RANDOM_POLICY_OPS``).
 RANDAUGMENT_OPS = ("Identity", "AutoContrast", "Equalize", "Rotate", "Solarize", "Color",
                    "Contrast", "Brightness", "Sharpness", "ShearX", "TranslateX",
@@ -74,24 +76,24 @@ FILL = 0.5
 def _check_image(image: jax.Array, name: str = "image") -> jax.Array:
   image = jnp.asarray(image)
   if image.ndim != 3 or image.shape[-1] not in (1, 3):
-    raise ValueError(f"{name} must have shape (H, W, C) with C in {{1, 3}}, got "
-                     f"{tuple(image.shape)}.")
+    raise UserInputError(f"{name} must have shape (H, W, C) with C in {{1, 3}}, got "
+                         f"{tuple(image.shape)}.")
   if not jnp.issubdtype(image.dtype, jnp.floating):
-    raise ValueError(f"{name} must be floating point with values in [0, 1], got dtype "
-                     f"{image.dtype}.")
+    raise UserInputError(f"{name} must be floating point with values in [0, 1], got dtype "
+                         f"{image.dtype}.")
   return image
 
 
 def _check_batch(images: jax.Array, pad: int) -> jax.Array:
   images = jnp.asarray(images)
   if images.ndim != 4 or images.shape[-1] not in (1, 3):
-    raise ValueError(f"images must have shape (n, H, W, C) with C in {{1, 3}}, got "
-                     f"{tuple(images.shape)}.")
+    raise UserInputError(f"images must have shape (n, H, W, C) with C in {{1, 3}}, got "
+                         f"{tuple(images.shape)}.")
   if not jnp.issubdtype(images.dtype, jnp.floating):
-    raise ValueError(f"images must be floating point with values in [0, 1], got dtype "
-                     f"{images.dtype}.")
+    raise UserInputError(f"images must be floating point with values in [0, 1], got dtype "
+                         f"{images.dtype}.")
   if not isinstance(pad, int) or pad < 0 or pad >= min(images.shape[1:3]):
-    raise ValueError(f"pad must be an integer in [0, min(H, W)), got {pad!r} for images "
+    raise UserInputError(f"pad must be an integer in [0, min(H, W)), got {pad!r} for images "
                      f"of size {images.shape[1]}x{images.shape[2]}.")
   return images.astype(jnp.float32)
 
@@ -399,7 +401,7 @@ def posterize(image: jax.Array, bits) -> jax.Array:
   """
   image = _check_image(image)
   if isinstance(bits, int) and not 1 <= bits <= 8:
-    raise ValueError(f"bits must be an integer in [1, 8], got {bits}.")
+    raise UserInputError(f"bits must be an integer in [1, 8], got {bits}.")
   shift = 8 - jnp.asarray(bits, jnp.int32)
   q = _quantize(image)
   kept = jnp.left_shift(jnp.right_shift(q, shift), shift)
@@ -596,10 +598,8 @@ def strong_augment(key: jax.Array, images: jax.Array, *, flip: bool = True, pad:
     ``(n, H, W, C)`` float32 in ``[0, 1]``.
   """
   images = _check_batch(images, pad)
-  if isinstance(num_ops, bool) or not isinstance(num_ops, int) or num_ops < 0:
-    raise ValueError(f"num_ops must be a non-negative integer, got {num_ops!r}.")
-  if not 0.0 <= cutout_fraction <= 1.0:
-    raise ValueError(f"cutout_fraction must lie in [0, 1], got {cutout_fraction!r}.")
+  check_int("num_ops", num_ops, low=0)
+  check_number("cutout_fraction", cutout_fraction, low=0.0, high=1.0)
   size = int(math.floor(cutout_fraction * min(images.shape[1:3]) + 1e-9))
   return _strong(key, images, bool(flip), pad, num_ops, size, _per_image_loop())
 

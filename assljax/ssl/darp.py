@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from assljax._validation import check_number
+from assljax._validation import UserInputError, check_number
 from assljax.ssl.algorithm import Algorithm, Augment, check_positive, default_strong, default_weak
 from assljax.ssl.fixmatch import fixmatch_loss
 
@@ -69,10 +69,10 @@ def refine_pseudo_labels(probs: jax.Array, target_counts: jax.Array, *,
     convergence of ``num_iters`` iterations.
   """
   if probs.ndim != 2:
-    raise ValueError(f"probs must be (n, C), got shape {tuple(probs.shape)}.")
+    raise UserInputError(f"probs must be (n, C), got shape {tuple(probs.shape)}.")
   if target_counts.shape != probs.shape[1:]:
-    raise ValueError(f"target_counts must have shape ({probs.shape[1]},), "
-                     f"got {tuple(target_counts.shape)}.")
+    raise UserInputError(f"target_counts must have shape ({probs.shape[1]},), "
+                         f"got {tuple(target_counts.shape)}.")
   dtype = probs.dtype
   n, _ = probs.shape
   valid = jnp.ones((n,), bool) if mask is None else mask.astype(bool)
@@ -173,13 +173,13 @@ def fixmatch_darp(*, threshold: float = 0.95, lambda_u: float = 1.0, mu: int = 7
   if target_distribution is not None:
     target_distribution = jnp.asarray(target_distribution, jnp.float32)
     if target_distribution.ndim != 1 or bool(jnp.any(target_distribution <= 0)):
-      raise ValueError("target_distribution must be a 1-D array of positive proportions.")
+      raise UserInputError("target_distribution must be a 1-D array of positive proportions.")
     target_distribution = target_distribution / target_distribution.sum()
 
   def init_state(num_rows: int, num_classes: int) -> DarpState:
     if target_distribution is not None and target_distribution.shape[0] != num_classes:
-      raise ValueError(f"target_distribution has {target_distribution.shape[0]} classes, "
-                       f"the model has {num_classes}.")
+      raise UserInputError(f"target_distribution has {target_distribution.shape[0]} classes, "
+                           f"the model has {num_classes}.")
     uniform = lambda: jnp.full((num_rows, num_classes), 1.0 / num_classes, jnp.float32)
     return DarpState(uniform(), uniform())  # two buffers: the state is donated
 
@@ -207,5 +207,5 @@ def fixmatch_darp(*, threshold: float = 0.95, lambda_u: float = 1.0, mu: int = 7
   loss = fixmatch_loss(threshold=threshold, lambda_u=lambda_u, weak=weak or default_weak(),
                        strong=strong or default_strong(), pseudo_fn=pseudo_fn)
   if int(mu) < 1:
-    raise ValueError(f"mu must be a positive integer for FixMatch-DARP, got {mu!r}.")
+    raise UserInputError(f"mu must be a positive integer for FixMatch-DARP, got {mu!r}.")
   return Algorithm(name="fixmatch_darp", loss=loss, mu=int(mu), init_state=init_state)

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from assljax._validation import check_number
+from assljax._validation import UserInputError, check_number
 from assljax.ssl.algorithm import (
     Algorithm, Augment, check_positive, cross_entropy, default_strong, default_weak,
     pseudo_label_metrics)
@@ -84,7 +84,7 @@ def fixmatch(*, threshold: float = 0.95, lambda_u: float = 1.0, mu: int = 7,
   check_number("threshold", threshold, low=0.0, high=1.0)
   check_positive("lambda_u", lambda_u, allow_zero=True)
   if int(mu) < 1:
-    raise ValueError(f"mu must be a positive integer for FixMatch, got {mu!r}.")
+    raise UserInputError(f"mu must be a positive integer for FixMatch, got {mu!r}.")
   loss = fixmatch_loss(threshold=threshold, lambda_u=lambda_u, weak=weak or default_weak(),
                        strong=strong or default_strong())
   return Algorithm(name="fixmatch", loss=loss, mu=int(mu))

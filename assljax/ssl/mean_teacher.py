@@ -19,7 +19,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from assljax._validation import check_number
+from assljax._validation import UserInputError, check_number
 from assljax.ssl.algorithm import (
     Algorithm, Augment, check_positive, cross_entropy, default_weak, pseudo_label_metrics,
     sigmoid_rampup)
@@ -50,7 +50,7 @@ def mean_teacher(*, consistency: float = 100.0, rampup_steps: int = 16384, mu: i
   check_number("ema_during_rampup", ema_during_rampup, low=0.0, high=1.0)
   check_number("ema_after_rampup", ema_after_rampup, low=0.0, high=1.0)
   if int(mu) < 0:
-    raise ValueError(f"mu must be a non-negative integer, got {mu!r}.")
+    raise UserInputError(f"mu must be a non-negative integer, got {mu!r}.")
   weak = weak or default_weak()
 
   def loss(forward, params, batch_stats, batch, key, step, ctx):

@@ -21,6 +21,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from assljax._validation import UserInputError
+from assljax.ssl import optim
 from assljax.ssl.algorithm import (
     Algorithm, Augment, check_positive, default_weak, linear_rampup, pseudo_label_metrics,
     soft_cross_entropy)
@@ -71,12 +73,12 @@ def mixmatch(*, num_views: int = 2, temperature: float = 0.5, alpha: float = 0.7
     (lr 2e-3, decoupled weight decay 0.02 on kernels).
   """
   if int(num_views) < 1:
-    raise ValueError(f"num_views must be a positive integer, got {num_views!r}.")
+    raise UserInputError(f"num_views must be a positive integer, got {num_views!r}.")
   check_positive("temperature", temperature)
   check_positive("alpha", alpha)
   check_positive("lambda_u", lambda_u, allow_zero=True)
   if int(mu) < 1:
-    raise ValueError(f"mu must be a positive integer for MixMatch, got {mu!r}.")
+    raise UserInputError(f"mu must be a positive integer for MixMatch, got {mu!r}.")
   weak = weak or default_weak()
   num_views = int(num_views)
 
@@ -106,5 +108,5 @@ def mixmatch(*, num_views: int = 2, temperature: float = 0.5, alpha: float = 0.7
                **pseudo_label_metrics(guess.argmax(-1), batch.y_unlabeled)}
     return value, (new_stats, metrics, ctx.algo_state)
 
-  return Algorithm(name="mixmatch", loss=loss, mu=int(mu), optimizer="adam", lr=2e-3,
-                   weight_decay=0.02)
+  return Algorithm(name="mixmatch", loss=loss, mu=int(mu), optimizer="adam",
+                   **optim.RECIPES["adam"]._asdict())

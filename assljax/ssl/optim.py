@@ -8,15 +8,29 @@ reference code.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from assljax._validation import check_number
+from assljax._validation import UserInputError, check_number, check_positive_int
 
 PyTree = Any
+
+
+class Recipe(NamedTuple):
+  """The reference learning rate and weight decay of an optimizer family."""
+  lr: float
+  weight_decay: float
+
+
+# The one source of these numbers: the optimizers below, the SSL algorithms and the
+# experiment configs all read them from here.
+RECIPES = {
+    "sgd": Recipe(lr=0.03, weight_decay=5e-4),    # FixMatch (Sohn et al., 2020)
+    "adam": Recipe(lr=2e-3, weight_decay=0.02),   # MixMatch (Berthelot et al., 2019)
+}
 
 
 def _leaf_name(path) -> str:
@@ -35,7 +49,7 @@ def kernel_mask(params: PyTree) -> PyTree:
 def fixmatch_schedule(lr: float, total_steps: int) -> Callable[[jax.Array], jax.Array]:
   """``k -> lr * cos(7 pi k / (16 K))`` with ``k`` clipped to ``K = total_steps``."""
   if total_steps < 1:
-    raise ValueError(f"total_steps must be a positive integer, got {total_steps!r}.")
+    raise UserInputError(f"total_steps must be a positive integer, got {total_steps!r}.")
 
   def schedule(count):
     k = jnp.minimum(jnp.asarray(count, jnp.float32), float(total_steps))
@@ -52,8 +66,9 @@ def adam_schedule(lr: float, *, end_lr: float | None = None, total_steps: int | 
   return optax.linear_schedule(lr, end_lr, total_steps)
 
 
-def sgd(lr: float = 0.03, *, total_steps: int, momentum: float = 0.9, nesterov: bool = True,
-        weight_decay: float = 5e-4) -> optax.GradientTransformation:
+def sgd(lr: float = RECIPES["sgd"].lr, *, total_steps: int, momentum: float = 0.9,
+        nesterov: bool = True, weight_decay: float = RECIPES["sgd"].weight_decay
+        ) -> optax.GradientTransformation:
   """FixMatch's optimizer: SGD + Nesterov momentum, cosine decay, L2 on kernels.
 
   The decay is coupled (``grad += weight_decay * kernel`` before the momentum), which is
@@ -67,8 +82,9 @@ def sgd(lr: float = 0.03, *, total_steps: int, momentum: float = 0.9, nesterov: 
       optax.sgd(fixmatch_schedule(lr, total_steps), momentum=momentum, nesterov=nesterov))
 
 
-def adam(lr: float = 2e-3, *, weight_decay: float = 0.02, end_lr: float | None = None,
-         total_steps: int | None = None) -> optax.GradientTransformation:
+def adam(lr: float = RECIPES["adam"].lr, *, weight_decay: float = RECIPES["adam"].weight_decay,
+         end_lr: float | None = None, total_steps: int | None = None
+         ) -> optax.GradientTransformation:
   """MixMatch's optimizer: Adam and decoupled decay on kernels.
 
   Each step multiplies kernels by ``1 - lr_k * weight_decay`` (MixMatch's ``wd = 0.02``
@@ -82,7 +98,22 @@ def adam(lr: float = 2e-3, *, weight_decay: float = 0.02, end_lr: float | None =
   if end_lr is None:
     return optax.adamw(lr, weight_decay=weight_decay, mask=kernel_mask)
   end_lr = check_number("end_lr", end_lr, low=0.0)
-  if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
-    raise ValueError(f"total_steps must be a positive integer with end_lr, got {total_steps!r}.")
+  check_positive_int("total_steps (with end_lr)", total_steps)
   schedule = adam_schedule(lr, end_lr=end_lr, total_steps=total_steps)
   return optax.adamw(schedule, weight_decay=weight_decay, mask=kernel_mask)
+
+
+def named(name: str, *, total_steps: int, lr: float | None = None,
+          weight_decay: float | None = None, end_lr: float | None = None
+          ) -> optax.GradientTransformation:
+  """The optimizer family ``name`` (``"sgd"`` or ``"adam"``) with its :data:`RECIPES` values
+  where ``lr`` / ``weight_decay`` are None; ``end_lr`` is Adam's linear decay target."""
+  if name not in RECIPES:
+    raise UserInputError(f"optimizer must be one of {', '.join(map(repr, RECIPES))}, "
+                         f"got {name!r}.")
+  recipe = RECIPES[name]
+  lr = recipe.lr if lr is None else lr
+  weight_decay = recipe.weight_decay if weight_decay is None else weight_decay
+  if name == "sgd":
+    return sgd(lr, total_steps=total_steps, weight_decay=weight_decay)
+  return adam(lr, weight_decay=weight_decay, end_lr=end_lr, total_steps=total_steps)

@@ -52,8 +52,8 @@ import numpy as np
 import optax
 
 from assljax import parallel
-from assljax._validation import check_number
 from assljax._chunking import chunked_map
+from assljax._validation import UserInputError, check_number
 from assljax.models.core import Model, Variables
 from assljax.ssl import optim
 from assljax.ssl.algorithm import Algorithm, Batch, LossContext
@@ -67,8 +67,11 @@ NONFINITE_KEY = "first_nonfinite_step"
 _NONFINITE_POLL = 32
 
 
-class TrainingDiverged(ValueError):
+class TrainingDiverged(UserInputError):
   """Training produced a non-finite loss or parameters at ``step`` (0-based, absolute).
+
+  A :class:`~assljax.UserInputError`: the cause is in the run's settings (learning rate,
+  loss weights, data), and the command line reports it in one line.
 
   :meth:`Trainer.train` raises it at the end of the chunk where it happened (a device
   loop stops at that step; a host loop within a few dozen steps), *before* the chunk's
@@ -111,7 +114,7 @@ class SSLData(NamedTuple):
 
 def _padded(indices: np.ndarray, capacity: int, what: str) -> np.ndarray:
   if indices.size > capacity:
-    raise ValueError(f"{indices.size} {what} indices do not fit the capacity {capacity}.")
+    raise UserInputError(f"{indices.size} {what} indices do not fit the capacity {capacity}.")
   out = np.zeros((capacity,), np.int32)
   out[:indices.size] = indices
   return out
@@ -143,28 +146,28 @@ def make_data(x: Any, labels: Any, labeled_mask: Any, *, unlabeled: str = "all",
   mask = np.asarray(labeled_mask)
   n = x.shape[0]
   if labels_np.shape != (n,) or mask.shape != (n,):
-    raise ValueError(f"labels and labeled_mask must have shape ({n},), got "
-                     f"{labels_np.shape} and {mask.shape}.")
+    raise UserInputError(f"labels and labeled_mask must have shape ({n},), got "
+                         f"{labels_np.shape} and {mask.shape}.")
   if mask.dtype != bool:
-    raise ValueError(f"labeled_mask must be boolean, got dtype {mask.dtype}.")
+    raise UserInputError(f"labeled_mask must be boolean, got dtype {mask.dtype}.")
   if unlabeled not in ("all", "rest"):
-    raise ValueError(f"unlabeled must be 'all' or 'rest', got {unlabeled!r}.")
+    raise UserInputError(f"unlabeled must be 'all' or 'rest', got {unlabeled!r}.")
   labeled = np.flatnonzero(mask).astype(np.int32)
   if labeled.size == 0:
-    raise ValueError("the labeled set is empty; training needs at least one label.")
+    raise UserInputError("the labeled set is empty; training needs at least one label.")
   if num_classes is not None:
     lab = labels_np[labeled]
     if lab.min() < 0 or lab.max() >= num_classes:
-      raise ValueError(f"labeled labels must lie in [0, {num_classes}), got "
+      raise UserInputError(f"labeled labels must lie in [0, {num_classes}), got "
                        f"[{lab.min()}, {lab.max()}].")
   rest = np.arange(n, dtype=np.int32) if unlabeled == "all" else np.flatnonzero(~mask)
   if rest.size == 0:
-    raise ValueError("the unlabeled set is empty; use unlabeled='all' or more pool data.")
+    raise UserInputError("the unlabeled set is empty; use unlabeled='all' or more pool data.")
   capacity = n if labeled_capacity is None else int(labeled_capacity)
   if truth is not None:
     truth = np.asarray(truth)
     if truth.shape != (n,):
-      raise ValueError(f"truth must have shape ({n},), got {truth.shape}.")
+      raise UserInputError(f"truth must have shape ({n},), got {truth.shape}.")
     truth = jnp.asarray(truth.astype(np.int32))
   return SSLData(
       x=x, labels=jnp.asarray(labels_np.astype(np.int32)),
@@ -200,8 +203,8 @@ def _raw_key(key: jax.Array) -> jax.Array:
   if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
     return jax.random.key_data(key)
   if key.shape != (2,) or key.dtype != jnp.uint32:
-    raise ValueError(f"key must be a PRNG key (jax.random.key or PRNGKey), got "
-                     f"shape {key.shape} dtype {key.dtype}.")
+    raise UserInputError(f"key must be a PRNG key (jax.random.key or PRNGKey), got "
+                         f"shape {key.shape} dtype {key.dtype}.")
   return key
 
 
@@ -345,11 +348,11 @@ class Trainer:
         before that chunk's callback, with the step number.
     """
     if num_steps < 0:
-      raise ValueError(f"num_steps must be >= 0, got {num_steps!r}.")
+      raise UserInputError(f"num_steps must be >= 0, got {num_steps!r}.")
     if chunk_steps < 1:
-      raise ValueError(f"chunk_steps must be a positive integer, got {chunk_steps!r}.")
+      raise UserInputError(f"chunk_steps must be a positive integer, got {chunk_steps!r}.")
     if eval_every is not None and eval_every < 1:
-      raise ValueError(f"eval_every must be a positive integer or None, got {eval_every!r}.")
+      raise UserInputError(f"eval_every must be a positive integer or None, got {eval_every!r}.")
     from tqdm.auto import tqdm
 
     start = int(state.step)
@@ -432,11 +435,11 @@ def make_trainer(model: Model, algorithm: Algorithm, *, batch_size: int = 64,
     A :class:`Trainer`.
   """
   if batch_size < 1:
-    raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    raise UserInputError(f"batch_size must be a positive integer, got {batch_size!r}.")
   ema_decay = check_number("ema_decay", ema_decay, low=0.0, high=1.0)
   mu = algorithm.mu if mu is None else int(mu)
   if mu < 0 or (algorithm.mu > 0 and mu == 0):
-    raise ValueError(f"mu must be a positive integer for {algorithm.name}, got {mu!r}.")
+    raise UserInputError(f"mu must be a positive integer for {algorithm.name}, got {mu!r}.")
   if optimizer is None:
     lr = algorithm.lr if lr is None else float(lr)
     weight_decay = algorithm.weight_decay if weight_decay is None else float(weight_decay)
@@ -450,12 +453,12 @@ def make_trainer(model: Model, algorithm: Algorithm, *, batch_size: int = 64,
   unlabeled_batch_size = mu * batch_size
   if mesh is not None:
     if not isinstance(mesh, jax.sharding.Mesh) or parallel.DATA_AXIS not in mesh.axis_names:
-      raise ValueError(f"mesh must be a jax.sharding.Mesh with a {parallel.DATA_AXIS!r} axis, "
-                       f"got {mesh!r}.")
+      raise UserInputError(f"mesh must be a jax.sharding.Mesh with a {parallel.DATA_AXIS!r} axis, "
+                           f"got {mesh!r}.")
     size = parallel.mesh_data_size(mesh)
     if batch_size % size or unlabeled_batch_size % size:
-      raise ValueError(f"batch sizes {batch_size} (labeled) and {unlabeled_batch_size} "
-                       f"(unlabeled) must be multiples of the {size} devices of the data axis.")
+      raise UserInputError(f"batch sizes {batch_size} (labeled) and {unlabeled_batch_size} "
+                           f"(unlabeled) must be multiples of the {size} devices of the data axis.")
     batch_sharding = parallel.row_sharding(mesh)
     state_sharding = parallel.replicated(mesh)
 
@@ -563,11 +566,12 @@ def evaluate(model: Model, variables: Variables, x: Any, y: Any, *,
   """
   y = np.asarray(y)
   if y.ndim != 1 or y.shape[0] != np.shape(x)[0]:
-    raise ValueError(f"y must have shape ({np.shape(x)[0]},), got {y.shape}.")
+    raise UserInputError(f"y must have shape ({np.shape(x)[0]},), got {y.shape}.")
   if y.size == 0:
-    raise ValueError("evaluate got no examples.")
+    raise UserInputError("evaluate got no examples.")
   if y.min() < 0 or y.max() >= model.num_classes:
-    raise ValueError(f"labels must lie in [0, {model.num_classes}), got [{y.min()}, {y.max()}].")
+    raise UserInputError(f"labels must lie in [0, {model.num_classes}), got [{y.min()}, "
+                         f"{y.max()}].")
   correct, hits, totals = _eval_fn(model, int(batch_size))(
       variables.params, variables.batch_stats, jnp.asarray(x), jnp.asarray(y, jnp.int32))
   hits, totals = np.asarray(hits, np.float64), np.asarray(totals, np.float64)

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import ml_collections
 
-import common
+from assljax.app import common
 
 STRATEGIES = {"passive": dict(name="random"), "margin": dict(name="margin"),
               "albl": dict(name="albl", experts=common.ALBL_TWO_ARMS),

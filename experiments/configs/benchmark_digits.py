@@ -35,7 +35,7 @@ code path in a minute).
 
 from __future__ import annotations
 
-import common
+from assljax.app import common
 
 STRATEGIES = ("random", "entropy", "margin", "badge", "coreset", "npc", "crc", "dynamicAL",
               "bilevel")

@@ -53,7 +53,7 @@ import os
 
 import ml_collections
 
-import common
+from assljax.app import common
 
 AUGMENTED = dict(augment_flip=False, augment_pad=2)
 STRATEGIES = {

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import ml_collections
 
-import common
+from assljax.app import common
 
 Q = 10
 INITIAL_LABELS = 50

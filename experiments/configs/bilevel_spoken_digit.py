@@ -34,8 +34,9 @@ Arguments: ``data=tfds|PATH``, ``runlocal`` (CPU-sized: WRN-10-1, 200 steps per 
 
 from __future__ import annotations
 
-import common
-from bilevel_speech_commands import mixmatch_recipe, protocol, shrink
+from assljax.app import common
+
+bilevel_speech_commands = common.sibling(__file__, "bilevel_speech_commands")
 
 
 def get_config(arg: str | None = None):
@@ -45,8 +46,9 @@ def get_config(arg: str | None = None):
     common.set_tfds(config, "spoken_digit")
   else:
     common.set_audiofolder(config, args["data"])
-  mixmatch_recipe(config)
-  protocol(config, num_classes=10, initial_labels=10, queries=5, outer_size=None)
+  bilevel_speech_commands.mixmatch_recipe(config)
+  bilevel_speech_commands.protocol(config, num_classes=10, initial_labels=10, queries=5,
+                                   outer_size=None)
   if args["runlocal"]:
-    shrink(config, num_classes=10)
+    bilevel_speech_commands.shrink(config, num_classes=10)
   return config

@@ -29,8 +29,9 @@ as in ``crc_cifar10``).
 
 from __future__ import annotations
 
-import common
-import crc_cifar10
+from assljax.app import common
+
+crc_cifar10 = common.sibling(__file__, "crc_cifar10")
 
 Q = 100
 GROUP_SIZES = (2, 5, 10, 100)

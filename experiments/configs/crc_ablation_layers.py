@@ -37,8 +37,9 @@ Arguments: ``first=random|untrained`` (default random), ``train=reference|crc``,
 
 from __future__ import annotations
 
-import common
-import crc_cifar10
+from assljax.app import common
+
+crc_cifar10 = common.sibling(__file__, "crc_cifar10")
 
 Q = 50
 G = 5

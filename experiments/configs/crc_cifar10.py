@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import ml_collections
 
-import common
+from assljax.app import common
 
 QUERY_SIZES = (50, 100)
 QUERIES = 5            # Tab. 3: five queries after the random first one

@@ -45,8 +45,9 @@ from __future__ import annotations
 
 import ml_collections
 
-import common
-from crc_cifar10 import crc_training
+from assljax.app import common
+
+crc_cifar10 = common.sibling(__file__, "crc_cifar10")
 
 Q = 50
 INITIAL_PER_CLASS = 2   # 200 labels: Tab. 4's first column (250) minus one query of 50
@@ -62,7 +63,7 @@ def get_config(arg: str | None = None):
   config.model.name = "wrn"
   config.model.options = ml_collections.ConfigDict(dict(depth=28, widen_factor=widen))
   common.fixmatch(config, weight_decay=1e-3)
-  crc_training(config, args["train"], "cifar100")
+  crc_cifar10.crc_training(config, args["train"], "cifar100")
   config.al.update(initial_per_class=INITIAL_PER_CLASS, query_size=Q,
                    budget=100 * INITIAL_PER_CLASS + QUERIES * Q, mode="sequential",
                    initial_trials=1, initial_sampling="balanced")

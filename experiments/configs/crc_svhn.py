@@ -47,8 +47,9 @@ from __future__ import annotations
 
 import ml_collections
 
-import common
-from crc_cifar10 import crc_training
+from assljax.app import common
+
+crc_cifar10 = common.sibling(__file__, "crc_cifar10")
 
 Q = 20
 INITIAL_PER_CLASS = 12   # Tab. 4 caption: 12 images per class in the first query
@@ -82,7 +83,8 @@ def get_config(arg: str | None = None):
   common.set_tfds(config, "svhn_cropped")
   config.model.name = "wrn-28-2"
   mean_teacher_reference(config)
-  crc_training(config, args["train"], "svhn")  # infinite patience: only the length changes
+  # infinite patience: only the length changes
+  crc_cifar10.crc_training(config, args["train"], "svhn")
   config.ssl.total_steps = config.ssl.steps_per_round
   config.al.update(initial_per_class=INITIAL_PER_CLASS, query_size=Q,
                    budget=10 * INITIAL_PER_CLASS + QUERIES * Q, mode="sequential",

@@ -19,8 +19,9 @@ strategies, 10 → 60 labels, 8 seeds, 2,000 steps per round) is
 
 from __future__ import annotations
 
-import common
-from benchmark_digits import recipe
+from assljax.app import common
+
+benchmark_digits = common.sibling(__file__, "benchmark_digits")
 
 STEPS = 1000
 
@@ -28,7 +29,7 @@ STEPS = 1000
 def get_config(arg: str | None = None):
   del arg
   config = common.new_config("demo")
-  recipe(config, steps=STEPS)
+  benchmark_digits.recipe(config, steps=STEPS)
   config.al.update(initial_per_class=1, query_size=10, budget=30, mode="sequential")
   common.add_strategy(config, "random")
   common.add_strategy(config, "npc")

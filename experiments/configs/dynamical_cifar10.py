@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import ml_collections
 
-import common
+from assljax.app import common
 
 QUERY_SIZES = (250, 500)   # Tab. 2, Tab. 3
 QUERIES = 9                # the tables' rows 1 ... 9

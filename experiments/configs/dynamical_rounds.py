@@ -28,8 +28,9 @@ per round, at most 2 queries, one seed).
 
 from __future__ import annotations
 
-import common
-from dynamical_cifar10 import add_strategies, protocol, tutorial_cnn
+from assljax.app import common
+
+dynamical_cifar10 = common.sibling(__file__, "dynamical_cifar10")
 
 BUDGET = 1000                                     # B = b x R beyond the initial 500
 ROUNDS = {100: 10, 250: 4, 500: 2, 1000: 1}       # b -> R, Tab. 1's rows
@@ -40,9 +41,9 @@ def get_config(arg: str | None = None):
   b = common.choose("b", args["b"], tuple(ROUNDS))
   config = common.new_config(f"dynamical_rounds_b{b}")
   common.cifar10_source(config, args["data"])
-  tutorial_cnn(config)
-  protocol(config, b=b, queries=ROUNDS[b])
-  add_strategies(config, ("dynamicAL",))
+  dynamical_cifar10.tutorial_cnn(config)
+  dynamical_cifar10.protocol(config, b=b, queries=ROUNDS[b])
+  dynamical_cifar10.add_strategies(config, ("dynamicAL",))
   if args["runlocal"]:
     common.runlocal(config, num_classes=10, rounds=min(2, ROUNDS[b]))
   return config

@@ -39,8 +39,9 @@ from __future__ import annotations
 
 import ml_collections
 
-import common
-from dynamical_cifar10 import QUERIES, add_strategies, protocol
+from assljax.app import common
+
+dynamical_cifar10 = common.sibling(__file__, "dynamical_cifar10")
 
 QUERY_SIZES = (500, 1000)   # Tab. 6, Tab. 7
 
@@ -52,8 +53,8 @@ def get_config(arg: str | None = None):
   common.set_tfds(config, "svhn_cropped")
   config.model.name = "vgg11_torchvision"
   config.model.options = ml_collections.ConfigDict()
-  protocol(config, b=b, queries=QUERIES)
-  add_strategies(config)
+  dynamical_cifar10.protocol(config, b=b, queries=dynamical_cifar10.QUERIES)
+  dynamical_cifar10.add_strategies(config)
   if args["runlocal"]:
     config.model.name = "vgg11"   # the VGG-11 code path at CPU cost (see above)
     common.runlocal(config, num_classes=10)

@@ -38,7 +38,7 @@ Arguments: ``data=tfds|PATH`` (tfds ``cifar10``, or the path of an ImageFolder
 
 from __future__ import annotations
 
-import common
+from assljax.app import common
 
 INITIAL_TRIALS = 5   # §5.1: the median of 5 first-round models
 

@@ -42,16 +42,17 @@ Arguments: ``runlocal`` (CPU-sized: WRN-10-1, 200 steps per round, a 2,000-image
 
 from __future__ import annotations
 
-import common
-from npc_cifar10 import add_baselines, protocol
+from assljax.app import common
+
+npc_cifar10 = common.sibling(__file__, "npc_cifar10")
 
 
 def get_config(arg: str | None = None):
   args = common.parse_arg(arg)
   config = common.new_config("npc_cifar100")
   common.set_tfds(config, "cifar100")
-  protocol(config, dataset="cifar100", query_size=200, budget=900)
-  add_baselines(config)
+  npc_cifar10.protocol(config, dataset="cifar100", query_size=200, budget=900)
+  npc_cifar10.add_baselines(config)
   common.add_strategy(config, "npc")
   common.add_strategy(config, "npc_positive_only", name="npc", positive_only=True)
   if args["runlocal"]:

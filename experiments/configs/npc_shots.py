@@ -36,8 +36,9 @@ query, at most 3 initial trials, one seed).
 
 from __future__ import annotations
 
-import common
-from npc_cifar10 import protocol
+from assljax.app import common
+
+npc_cifar10 = common.sibling(__file__, "npc_cifar10")
 
 QUERY_SIZES = (30, 50)
 MODES = {"zero_shot": "zero_shot", "single_shot": "single_shot"}
@@ -48,7 +49,7 @@ def get_config(arg: str | None = None):
   q = common.choose("q", args["q"], QUERY_SIZES)
   config = common.new_config(f"npc_shots_q{q}")
   common.cifar10_source(config, args["data"])
-  protocol(config, dataset="cifar10", query_size=q, budget=10 + q)
+  npc_cifar10.protocol(config, dataset="cifar10", query_size=q, budget=10 + q)
   config.al.mode = "single_shot"
   for name in ("npc", "badge"):
     for suffix, mode in MODES.items():

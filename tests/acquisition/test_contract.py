@@ -96,3 +96,18 @@ def test_unknown_hyperparameters_raise():
   for name in STRATEGIES:
     with pytest.raises(ValueError):
       acquisition.get(name, not_a_hyperparameter=1)
+
+
+def test_a_type_error_inside_a_constructor_is_not_relabeled(monkeypatch):
+  # A bad keyword is the user's error; a TypeError raised by the constructor's own code is a
+  # bug and keeps its type and traceback.
+  from assljax.acquisition import base
+
+  def broken_constructor(*, scale: float = 1.0):
+    return len(scale)  # TypeError: a bug, whatever the hyperparameters
+
+  monkeypatch.setitem(base._REGISTRY, "broken_for_test", broken_constructor)
+  with pytest.raises(assljax.UserInputError, match="bad hyperparameters.*'size'"):
+    acquisition.get("broken_for_test", size=2)
+  with pytest.raises(TypeError, match="len"):
+    acquisition.get("broken_for_test", scale=2.0)

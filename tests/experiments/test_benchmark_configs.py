@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from assljax.loop import configs, experiment
+from assljax.app import configs, experiment
 
 CONFIG_DIR = Path(os.path.abspath(__file__)).parents[2] / "experiments" / "configs"
 

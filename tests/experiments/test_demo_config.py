@@ -2,7 +2,7 @@
 
 import pathlib
 
-from assljax.loop import configs, experiment
+from assljax.app import configs, experiment
 
 DEMO = pathlib.Path(__file__).resolve().parents[2] / "experiments" / "configs" / "demo.py"
 

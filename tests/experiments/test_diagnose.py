@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assljax.loop import configs, experiment
+from assljax.app import configs, experiment
 
 try:  # the reference kernel is an infinite-width NTK (through the compat shim)
   from assljax.kernels._compat import import_neural_tangents

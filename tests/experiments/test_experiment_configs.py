@@ -31,7 +31,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from assljax.loop import configs, experiment
+from assljax.app import configs, experiment
 
 tfds = pytest.importorskip("tensorflow_datasets")
 tf = pytest.importorskip("tensorflow")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from assljax.loop import configs, experiment
+from assljax.app import configs, experiment
 from assljax.loop.state import Schedule
 
 ROOT = Path(os.path.abspath(__file__)).parents[2]

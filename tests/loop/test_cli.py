@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from assljax.cli import main
+from assljax.app.cli import main
 
 
 def _snapshot(root):
@@ -251,3 +251,24 @@ def test_label_studio_round_trip(capsys, tmp_path, waiting_workdir):
   with open(os.path.join(workdir, "results.json")) as f:
     record = json.load(f)[0]
   assert record["queried_indices"] == pending
+
+
+def test_debug_shows_the_traceback_of_an_input_error(capsys, tmp_path):
+  import assljax
+  with pytest.raises(assljax.UserInputError, match="does not exist"):
+    main(["run", "--config", str(tmp_path / "none.py"), "--workdir", str(tmp_path), "--debug"])
+
+
+@pytest.mark.parametrize("bug", [ZeroDivisionError("division by zero"),
+                                 ValueError("operands could not be broadcast")])
+def test_a_bug_is_not_reported_as_bad_input(monkeypatch, tmp_path, bug):
+  # Only UserInputError (and missing extras, unreadable files) become one line and exit 2;
+  # a plain ValueError from numpy or a ZeroDivisionError is a bug with its traceback.
+  from assljax.app import cli
+
+  def failing_cells(args, overrides):
+    raise bug
+
+  monkeypatch.setattr(cli, "_cells", failing_cells)
+  with pytest.raises(type(bug), match=str(bug)):
+    main(["cells", "--config", str(tmp_path / "any.py")])

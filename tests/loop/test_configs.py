@@ -2,15 +2,16 @@
 
 import pytest
 
-from assljax.loop import configs
+from assljax.app import configs
 
 CONFIG = '''
-from defaults import value
 import ml_collections
+from assljax.app import common
+defaults = common.sibling(__file__, "defaults")
 def get_config(arg=None):
   c = ml_collections.ConfigDict()
   c.name = arg or "plain"
-  c.steps = value
+  c.steps = defaults.value
   c.lr = 0.1
   c.strategies = ["random"]
   c.maybe = None
@@ -104,3 +105,15 @@ def test_sibling_modules_of_two_config_folders_do_not_mix(tmp_path):
   second = configs.load_config(str(tmp_path / "b" / "exp.py"))
   again = configs.load_config(str(tmp_path / "a" / "exp.py"))
   assert (first.steps, second.steps, again.steps) == (1, 2, 1)
+
+
+def test_loading_a_config_leaves_the_import_system_alone(config_file, tmp_path):
+  import sys
+  path, modules = list(sys.path), set(sys.modules)
+  configs.load_config(config_file)
+  assert sys.path == path
+  assert not {name for name in set(sys.modules) - modules if "exp" in name or "defaults" in name}
+  (tmp_path / "lonely.py").write_text(
+      "from assljax.app import common\nbase = common.sibling(__file__, 'missing')\n")
+  with pytest.raises(ValueError, match="builds on missing.py, which is not in its folder"):
+    configs.load_config(str(tmp_path / "lonely.py"))

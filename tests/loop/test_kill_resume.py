@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from assljax.cli import main
+from assljax.app.cli import main
 
 from loop_helpers import without_timings
 
@@ -28,7 +28,7 @@ handler.setFormatter(logging.Formatter("%(message)s"))
 logger = logging.getLogger("assljax")
 logger.addHandler(handler)
 logger.setLevel(logging.DEBUG)
-from assljax.cli import main
+from assljax.app.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 

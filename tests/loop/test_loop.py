@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from assljax.loop import configs, experiment
+from assljax.app import configs, experiment
 from assljax.loop.round import labels_path
 from assljax.loop.state import Schedule
 

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from assljax.cli import main
+from assljax.app.cli import main
 
 from loop_helpers import without_timings
 
@@ -33,7 +33,7 @@ def test_two_devices_select_and_score_like_one(tiny_config_path, tmp_path):
 
 
 @pytest.mark.parametrize("value, message", [
-    ("0", "config.num_devices must be None or a positive integer"),
+    ("0", "config.num_devices must be a positive integer or None"),
     ("64", "config.num_devices is 64 but only 8"),
     ("3", "multiples of the 3 devices"),
 ])

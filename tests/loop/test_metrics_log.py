@@ -8,7 +8,8 @@ import struct
 import numpy as np
 import pytest
 
-from assljax.loop import configs, experiment, metrics_log
+from assljax.app import configs, experiment
+from assljax.loop import metrics_log
 from assljax.ssl.optim import fixmatch_schedule
 
 STEPS = 12        # per round (the tiny config)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from assljax import acquisition
-from assljax.loop import configs, experiment
+from assljax.app import configs, experiment
 from assljax.loop.checkpoint import Checkpoints
 from assljax.loop.state import Schedule
 from assljax.ssl.train import TrainingDiverged

@@ -6,7 +6,7 @@ import pytest
 
 from assljax import kernels, models
 from assljax.data import digits
-from assljax.loop import experiment
+from assljax.app import experiment
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import os
 import pytest
 from loop_helpers import without_timings
 
-from assljax.cli import main
+from assljax.app.cli import main
 from assljax.report import output
 
 # One acquisition round of few steps: two records per run.

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from report_toy import rgb_counts, write_results
 
-from assljax import cli, report
+from assljax import report
+from assljax.app import cli
 from assljax.report import tables
 
 T_975_2 = 4.302652729749464   # t quantile (0.975, 2 degrees of freedom), from a table

@@ -287,7 +287,7 @@ def _audio_dataset(waveforms=True):
 
 
 def test_experiment_augmentations_read_the_audio_option():
-  from assljax.loop.experiment import _augmentations
+  from assljax.app.experiment import _augmentations
 
   ds, stored = _audio_dataset()
   cfg = ml_collections.ConfigDict(dict(flip=True, pad=4, num_ops=2, cutout_fraction=0.5))

@@ -7,6 +7,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from assljax._validation import UserInputError, check_chunk_size
 from assljax.kernels.spectral import _driver, _inputs
 from assljax.kernels.spectral._solvers import Method, choose_method
 
@@ -34,15 +35,15 @@ def min_eigenvalues(K: jax.Array, *, positive_only: bool = True, rtol: float | N
     ``(...,)`` eigenvalues, in the input's floating dtype.
   """
   K = _inputs.as_float(K, "K")
-  _inputs.check_chunk_size(chunk_size)
+  check_chunk_size(chunk_size)
   if class_blocks:
     if K.ndim < 4 or K.shape[-4] != K.shape[-3] or K.shape[-2] != K.shape[-1]:
-      raise ValueError(
+      raise UserInputError(
           f"with class_blocks=True, K must be (..., n, n, C, C), got {tuple(K.shape)}.")
     K = _inputs.assemble_blocks(K)
   if K.ndim < 2 or K.shape[-1] != K.shape[-2] or K.shape[-1] == 0:
-    raise ValueError(f"K must be a batch of non-empty square matrices (..., n, n), "
-                     f"got shape {tuple(K.shape)}.")
+    raise UserInputError(f"K must be a batch of non-empty square matrices (..., n, n), "
+                         f"got shape {tuple(K.shape)}.")
   rtol = _inputs.resolve_rtol(rtol, K.dtype)
   batch = K.shape[:-2]
   if math.prod(batch) == 0:
@@ -137,21 +138,21 @@ def batch_min_eigenvalues(K_LL: jax.Array | None = None, K_LG: jax.Array | None 
     ``(m,)`` eigenvalues in the inputs' floating dtype.
   """
   if method not in _METHODS:
-    raise ValueError(f"method must be one of {', '.join(_METHODS)}, got {method!r}.")
-  _inputs.check_chunk_size(chunk_size)
+    raise UserInputError(f"method must be one of {', '.join(_METHODS)}, got {method!r}.")
+  check_chunk_size(chunk_size)
   have_blocks = any(a is not None for a in (K_LL, K_LG, K_GG))
   have_features = phi_L is not None or phi_G is not None
   if have_blocks == have_features:
-    raise ValueError("give either Gram blocks (K_LL, K_LG, K_GG) or features "
-                     "(phi_L, phi_G), not both or neither.")
+    raise UserInputError("give either Gram blocks (K_LL, K_LG, K_GG) or features "
+                         "(phi_L, phi_G), not both or neither.")
   if have_blocks and any(a is None for a in (K_LL, K_LG, K_GG)):
-    raise ValueError("Gram blocks need all three of K_LL, K_LG and K_GG.")
+    raise UserInputError("Gram blocks need all three of K_LL, K_LG and K_GG.")
   if have_features and (phi_L is None or phi_G is None):
-    raise ValueError("features need both phi_L and phi_G.")
+    raise UserInputError("features need both phi_L and phi_G.")
   if index is not None:
     index = jnp.asarray(index)
     if index.ndim != 2:
-      raise ValueError(f"index must be (m, g), got shape {tuple(index.shape)}.")
+      raise UserInputError(f"index must be (m, g), got shape {tuple(index.shape)}.")
 
   if have_blocks:
     inputs = _inputs.blocks(K_LL, K_LG, K_GG, index=index)
@@ -163,7 +164,7 @@ def batch_min_eigenvalues(K_LL: jax.Array | None = None, K_LG: jax.Array | None 
   method = Method(choose_method(l=inputs.l, g=inputs.g, d=inputs.d) if method == "auto"
                   else method)
   if method == Method.FEATURES and not have_features:
-    raise ValueError("method='features' needs features (phi_L, phi_G), not Gram blocks.")
+    raise UserInputError("method='features' needs features (phi_L, phi_G), not Gram blocks.")
   if method == Method.BORDERED and inputs.l == 0:
     method = Method.DENSE  # nothing shared: the bordered solve is λ_min of K_GG
   if inputs.m == 0:

@@ -15,7 +15,8 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+
+from assljax._validation import UserInputError, is_traced
 
 
 def default_rtol(dtype: Any) -> float:
@@ -34,25 +35,15 @@ def resolve_rtol(rtol: float | None, dtype: Any) -> float:
     return default_rtol(dtype)
   rtol = float(rtol)
   if not (math.isfinite(rtol) and rtol >= 0):
-    raise ValueError(f"rtol must be a finite non-negative number, got {rtol!r}.")
+    raise UserInputError(f"rtol must be a finite non-negative number, got {rtol!r}.")
   return rtol
-
-
-def check_chunk_size(chunk_size: int | None) -> None:
-  if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer))
-                                 or isinstance(chunk_size, bool) or chunk_size < 1):
-    raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}.")
-
-
-def is_traced(*xs: Any) -> bool:
-  return any(isinstance(x, jax.core.Tracer) for x in xs)
 
 
 def as_float(x: Any, name: str) -> jax.Array:
   """``x`` as a real floating array (integers become float32); ValueError if complex."""
   x = jnp.asarray(x)
   if jnp.issubdtype(x.dtype, jnp.complexfloating):
-    raise ValueError(f"{name} must be real, got dtype {x.dtype}.")
+    raise UserInputError(f"{name} must be real, got dtype {x.dtype}.")
   if not jnp.issubdtype(x.dtype, jnp.floating):
     x = x.astype(jnp.float32)
   return x
@@ -110,14 +101,14 @@ def scale_and_check(named: dict[str, jax.Array], dtype: Any, *,
   if not is_traced(*named.values()):
     for k, a in amaxes.items():
       if not bool(jnp.isfinite(a)):
-        raise ValueError(f"{k} contains NaN or infinity; refusing to score.")
+        raise UserInputError(f"{k} contains NaN or infinity; refusing to score.")
   amax = functools.reduce(jnp.maximum, list(amaxes.values()))
   if square and not is_traced(*named.values()):
     big = math.sqrt(float(jnp.finfo(dtype).max)) / 2.0 ** 8
     if float(amax) > big:
-      raise ValueError(f"features as large as {float(amax):.3g} have a Gram that overflows "
-                       f"{jnp.dtype(dtype).name}; rescale them (the eigenvalues scale with "
-                       "the square).")
+      raise UserInputError(f"features as large as {float(amax):.3g} have a Gram that overflows "
+                           f"{jnp.dtype(dtype).name}; rescale them (the eigenvalues scale with "
+                           "the square).")
   return _pow2_scale(amax, dtype, square=square)
 
 
@@ -208,10 +199,10 @@ def _index(index: Any, size: int) -> jax.Array:
   """``index`` as int32 with entries in ``[0, size)`` (checked when concrete)."""
   index = jnp.asarray(index)
   if not jnp.issubdtype(index.dtype, jnp.integer):
-    raise ValueError(f"index must be an integer array, got dtype {index.dtype}.")
+    raise UserInputError(f"index must be an integer array, got dtype {index.dtype}.")
   if not is_traced(index) and index.size and (int(index.min()) < 0
                                               or int(index.max()) >= size):
-    raise ValueError(f"index entries must lie in [0, {size}), found "
+    raise UserInputError(f"index entries must lie in [0, {size}), found "
                      f"[{int(index.min())}, {int(index.max())}].")
   return index.astype(jnp.int32)
 
@@ -241,24 +232,24 @@ def blocks(K_LL: Any, K_LG: Any, K_GG: Any, *, index: Any = None) -> Blocks:
   cc = (C, C) if class_blocks else ()
   if K_LL.ndim not in (2, 4) or K_LL.shape[0] != K_LL.shape[1] or (
       class_blocks and K_LL.shape[2] != K_LL.shape[3]):
-    raise ValueError(f"K_LL must be (l, l) or (l, l, C, C), got {tuple(K_LL.shape)}.")
+    raise UserInputError(f"K_LL must be (l, l) or (l, l, C, C), got {tuple(K_LL.shape)}.")
   l = K_LL.shape[0]
   if K_GG.ndim != 3 + len(cc) or K_GG.shape[1] != K_GG.shape[2] or K_GG.shape[3:] != cc:
-    raise ValueError(f"K_GG must be (m, g, g){' + (C, C)' if class_blocks else ''} to match "
-                     f"K_LL {tuple(K_LL.shape)}, got {tuple(K_GG.shape)}.")
+    raise UserInputError(f"K_GG must be (m, g, g){' + (C, C)' if class_blocks else ''} to match "
+                         f"K_LL {tuple(K_LL.shape)}, got {tuple(K_GG.shape)}.")
   m, g = K_GG.shape[0], K_GG.shape[1]
   if g == 0:
-    raise ValueError("candidate groups must have at least one member (g >= 1).")
+    raise UserInputError("candidate groups must have at least one member (g >= 1).")
   if index is None:
     if K_LG.shape != (m, l, g) + cc:
-      raise ValueError(f"K_LG must be {(m, l, g) + cc} to match K_LL and K_GG, "
-                       f"got {tuple(K_LG.shape)}.")
+      raise UserInputError(f"K_LG must be {(m, l, g) + cc} to match K_LL and K_GG, "
+                           f"got {tuple(K_LG.shape)}.")
   else:
     if index.shape != (m, g):
-      raise ValueError(f"index must be (m, g) = {(m, g)}, got {tuple(index.shape)}.")
+      raise UserInputError(f"index must be (m, g) = {(m, g)}, got {tuple(index.shape)}.")
     if K_LG.ndim != 2 + len(cc) or K_LG.shape[0] != l or K_LG.shape[2:] != cc:
-      raise ValueError(f"with index, K_LG must be (l, N){' + (C, C)' if class_blocks else ''}"
-                       f" with l = {l}, got {tuple(K_LG.shape)}.")
+      raise UserInputError(f"with index, K_LG must be (l, N){' + (C, C)' if class_blocks else ''}"
+                           f" with l = {l}, got {tuple(K_LG.shape)}.")
   if class_blocks:
     K_LL = assemble_blocks(K_LL)
     K_GG = assemble_blocks(K_GG)
@@ -290,25 +281,25 @@ def features(phi_L: Any, phi_G: Any, *, index: Any = None) -> Features:
   dtype = _common_dtype(phi_L, phi_G)
   phi_L, phi_G = phi_L.astype(dtype), phi_G.astype(dtype)
   if phi_L.ndim not in (2, 3):
-    raise ValueError(f"phi_L must be (l, d) or (l, C, d), got {tuple(phi_L.shape)}.")
+    raise UserInputError(f"phi_L must be (l, d) or (l, C, d), got {tuple(phi_L.shape)}.")
   class_axis = phi_L.ndim == 3
   tail = phi_L.shape[1:]
   d = tail[-1]
   if d == 0:
-    raise ValueError("features must have at least one dimension (d >= 1).")
+    raise UserInputError("features must have at least one dimension (d >= 1).")
   if index is None:
     if phi_G.ndim != 2 + len(tail) or phi_G.shape[2:] != tail or phi_G.shape[1] == 0:
-      raise ValueError(f"phi_G must be (m, g, {', '.join(map(str, tail))}) with g >= 1 to "
-                       f"match phi_L {tuple(phi_L.shape)}, got {tuple(phi_G.shape)}.")
+      raise UserInputError(f"phi_G must be (m, g, {', '.join(map(str, tail))}) with g >= 1 to "
+                           f"match phi_L {tuple(phi_L.shape)}, got {tuple(phi_G.shape)}.")
     m = phi_G.shape[0]
     if class_axis:
       phi_G = phi_G.reshape(m, -1, d)
   else:
     if phi_G.ndim != 1 + len(tail) or phi_G.shape[1:] != tail:
-      raise ValueError(f"with index, phi_G must be (N, {', '.join(map(str, tail))}), "
-                       f"got {tuple(phi_G.shape)}.")
+      raise UserInputError(f"with index, phi_G must be (N, {', '.join(map(str, tail))}), "
+                           f"got {tuple(phi_G.shape)}.")
     if index.ndim != 2 or index.shape[1] == 0:
-      raise ValueError(f"index must be (m, g) with g >= 1, got {tuple(index.shape)}.")
+      raise UserInputError(f"index must be (m, g) with g >= 1, got {tuple(index.shape)}.")
     if class_axis:
       phi_G = phi_G.reshape(-1, d)
       index = _expand_index(index, tail[0])

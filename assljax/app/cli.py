@@ -8,8 +8,11 @@
     assljax label --workdir DIR --labels FILE.csv|EXPORT.json   # CSV or Label Studio export
     assljax report DIR [DIR ...] --out OUT [--reference LABEL]   # curves, tables, paired stats
 
-Bad input of any kind prints one line, ``assljax: error: ...``, and exits with code 2;
-nothing already saved in a workdir is changed by a failed command.
+Bad input of any kind (:class:`assljax.UserInputError`, a missing optional dependency,
+a file that cannot be read) prints one line, ``assljax: error: ...``, and exits with code 2;
+``--debug`` (anywhere on the line) prints the traceback instead. Any other exception is a
+bug in assljax and surfaces with its traceback and exit code 1. Nothing already saved in
+a workdir is changed by a failed command.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import os
 import sys
 from typing import Sequence
 
+from assljax._validation import UserInputError
+
 EXIT_BAD_INPUT = 2
 
 
@@ -26,11 +31,13 @@ class _Parser(argparse.ArgumentParser):
   """argparse that reports errors in the same one-line form as everything else."""
 
   def error(self, message: str):
-    raise ValueError(message)
+    raise UserInputError(message)
 
 
 def _parser() -> argparse.ArgumentParser:
   parser = _Parser(prog="assljax", description="Active semi-supervised learning in JAX.")
+  parser.add_argument("--debug", action="store_true",
+                      help="show the traceback of an input error instead of one line")
   commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
   run = commands.add_parser("run", help="run or resume an experiment")
@@ -79,7 +86,7 @@ def _split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
       body = arg[len("--config."):]
       if "=" not in body:
         if i + 1 >= len(argv):
-          raise ValueError(f"{arg} needs a value")
+          raise UserInputError(f"{arg} needs a value")
         body, i = f"{body}={argv[i + 1]}", i + 1
       overrides.append(body)
     else:
@@ -89,25 +96,25 @@ def _split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def _run(args, overrides: list[str]) -> int:
-  from assljax.loop import configs, experiment, sweep
+  from assljax.app import configs, experiment, sweep
 
   workdir = os.path.abspath(args.workdir)
   resume, cell_count = args.resume, None
   if args.resume:
     if args.config:
-      raise ValueError("--resume continues the config saved in the workdir; drop --config")
+      raise UserInputError("--resume continues the config saved in the workdir; drop --config")
     if args.cell is not None:
-      raise ValueError("--resume continues the cell saved in the workdir; drop --cell")
+      raise UserInputError("--resume continues the cell saved in the workdir; drop --cell")
     config = experiment.load_saved_config(workdir)
     configs.apply_overrides(config, [o for o in overrides if o.startswith("progress=")])
     if any(not o.startswith("progress=") for o in overrides):
-      raise ValueError("--resume accepts no config overrides except --config.progress")
+      raise UserInputError("--resume accepts no config overrides except --config.progress")
   else:
     if not args.config:
-      raise ValueError("run needs --config FILE.py[:ARG] (or --resume)")
+      raise UserInputError("run needs --config FILE.py[:ARG] (or --resume)")
     if args.cell is None and os.path.isfile(os.path.join(workdir, "config.json")):
-      raise ValueError(f"{workdir} already holds a run; continue it with --resume "
-                       "or choose a new --workdir")
+      raise UserInputError(f"{workdir} already holds a run; continue it with --resume "
+                           "or choose a new --workdir")
     config = configs.apply_overrides(configs.load_config(args.config), overrides)
     experiment.check_config(config)
     if args.cell is not None:
@@ -116,8 +123,8 @@ def _run(args, overrides: list[str]) -> int:
       if sweep.holds_cell(workdir, config):
         resume = True
       elif os.path.isfile(os.path.join(workdir, "config.json")):
-        raise ValueError(f"{workdir} already holds a run that is not cell {args.cell} of this "
-                         "config; choose a new --workdir")
+        raise UserInputError(f"{workdir} already holds a run that is not cell {args.cell} of this "
+                             "config; choose a new --workdir")
       print(f"assljax: cell {args.cell} of {cell_count}: strategy {config.strategies[0]}, "
             f"seed {config.seeds[0]}" + (" (resuming)" if resume else ""))
   prepared = experiment.prepare(config)
@@ -136,7 +143,7 @@ def _run(args, overrides: list[str]) -> int:
 
 
 def _cells(args, overrides: list[str]) -> int:
-  from assljax.loop import configs, experiment, sweep
+  from assljax.app import configs, experiment, sweep
   config = configs.apply_overrides(configs.load_config(args.config), overrides)
   experiment.check_config(config)
   print(len(sweep.cells(config)) if args.count else sweep.describe(config))
@@ -144,7 +151,7 @@ def _cells(args, overrides: list[str]) -> int:
 
 
 def _query(args) -> int:
-  from assljax.loop import experiment
+  from assljax.app import experiment
   workdir = os.path.abspath(args.workdir)
   prepared = experiment.prepare(experiment.load_saved_config(workdir), log=lambda _: None)
   for path in experiment.export_pending(prepared, workdir, fmt=args.format,
@@ -154,7 +161,7 @@ def _query(args) -> int:
 
 
 def _label(args) -> int:
-  from assljax.loop import experiment
+  from assljax.app import experiment
   workdir = os.path.abspath(args.workdir)
   prepared = experiment.prepare(experiment.load_saved_config(workdir), log=lambda _: None)
   target = experiment.ingest_labels(prepared, workdir, args.labels)
@@ -173,19 +180,25 @@ def main(argv: Sequence[str] | None = None) -> int:
   from assljax._optional import MissingDependencyError
 
   argv = list(sys.argv[1:] if argv is None else argv)
+  debug = "--debug" in argv
+  argv = [arg for arg in argv if arg != "--debug"]
   try:
     rest, overrides = _split_overrides(argv)
     if rest[:1] == ["-h"] or rest[:1] == ["--help"] or (len(rest) >= 2 and rest[1] in ("-h", "--help")):
       _parser().parse_args(rest)  # prints help and exits 0
     args = _parser().parse_args(rest)
     if overrides and args.command not in ("run", "cells"):
-      raise ValueError("--config.KEY=VALUE overrides only apply to `assljax run` and "
-                       "`assljax cells`")
+      raise UserInputError("--config.KEY=VALUE overrides only apply to `assljax run` and "
+                           "`assljax cells`")
     handler = {"run": lambda: _run(args, overrides), "cells": lambda: _cells(args, overrides),
                "query": lambda: _query(args), "label": lambda: _label(args),
                "report": lambda: _report(args)}[args.command]
     return handler()
-  except (ValueError, OSError, MissingDependencyError) as e:  # missing extra: one line too
+  # Only problems of the user's input or machine become one line; anything else is a bug in
+  # assljax and keeps its traceback.
+  except (UserInputError, MissingDependencyError, OSError) as e:
+    if debug:
+      raise
     message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     print(f"assljax: error: {message}", file=sys.stderr)
     return EXIT_BAD_INPUT

@@ -1,7 +1,7 @@
 """Defaults shared by every experiment config; each config file overrides what differs.
 
-Not a config itself (no get_config): configs import it as a sibling module
-(`assljax run` makes the config's folder importable while loading it).
+Not a config itself (no get_config): configs start from :func:`base_config` through
+``assljax.app.common.new_config``.
 """
 
 from __future__ import annotations

@@ -53,7 +53,8 @@ from typing import Any, Callable, NamedTuple
 
 import ml_collections
 
-from assljax.loop import configs as configs_lib
+from assljax._validation import UserInputError, check_int, check_positive_int
+from assljax.app import configs as configs_lib
 from assljax.loop.checkpoint import CheckpointError, Checkpoints
 from assljax.loop.round import (RunStatus, _write_json, export_queries, labels_path,
                                 run_loop)
@@ -92,7 +93,7 @@ def _dtype(name: str):
   import jax.numpy as jnp
   dtypes = {"float32": None, "bfloat16": jnp.bfloat16}
   if name not in dtypes:
-    raise ValueError(f"ssl.compute_dtype must be 'float32' or 'bfloat16', got {name!r}")
+    raise UserInputError(f"ssl.compute_dtype must be 'float32' or 'bfloat16', got {name!r}")
   return dtypes[name]
 
 
@@ -110,15 +111,15 @@ def _augmentations(augment: ml_collections.ConfigDict, dataset: Any = None
   from assljax.ssl import augment as augment_lib
   audio = augment.get("audio", False)
   if not isinstance(audio, bool):
-    raise ValueError(f"ssl.augment.audio must be True or False, got {audio!r}")
+    raise UserInputError(f"ssl.augment.audio must be True or False, got {audio!r}")
   if audio:
     from assljax.ssl import audio_augment
     if dataset is None or dataset.kind != "audio":
       kind = None if dataset is None else dataset.kind
-      raise ValueError(f"ssl.augment.audio needs an audio dataset, got kind {kind!r}")
+      raise UserInputError(f"ssl.augment.audio needs an audio dataset, got kind {kind!r}")
     if dataset.train_waveforms is None:
-      raise ValueError(f"ssl.augment.audio needs the waveforms of dataset {dataset.name!r}; "
-                       f"load it with keep_waveforms=True (the default)")
+      raise UserInputError(f"ssl.augment.audio needs the waveforms of dataset {dataset.name!r}; "
+                           f"load it with keep_waveforms=True (the default)")
     return audio_augment.audio_augmentations(
         background_noise=dataset.background_noise, num_ops=int(augment.num_ops),
         cutout_fraction=float(augment.cutout_fraction))
@@ -134,13 +135,14 @@ def build_algorithm(name: str, options: dict, weak: Callable, strong: Callable):
   """The :mod:`assljax.ssl` algorithm ``name`` with ``options`` and the augmentations."""
   from assljax import ssl
   if name not in ALGORITHMS:
-    raise ValueError(f"ssl.algorithm must be one of {', '.join(ALGORITHMS)}, got {name!r}")
+    raise UserInputError(f"ssl.algorithm must be one of {', '.join(ALGORITHMS)}, got {name!r}")
   constructor = getattr(ssl, name)
   accepted = inspect.signature(constructor).parameters
   unknown = sorted(set(options) - set(accepted))
   if unknown:
-    raise ValueError(f"unknown ssl.options for {name}: {', '.join(unknown)}; "
-                     f"accepted: {', '.join(p for p in accepted if p not in ('weak', 'strong'))}")
+    raise UserInputError(f"unknown ssl.options for {name}: {', '.join(unknown)}; "
+                         f"accepted: "
+f"{', '.join(p for p in accepted if p not in ('weak', 'strong'))}")
   kwargs = dict(options)
   if "weak" in accepted:
     kwargs["weak"] = weak
@@ -149,52 +151,38 @@ def build_algorithm(name: str, options: dict, weak: Callable, strong: Callable):
   try:
     return constructor(**kwargs)
   except ValueError as err:
-    raise ValueError(f"config.ssl.options ({name}): {err}") from None
+    raise UserInputError(f"config.ssl.options ({name}): {err}") from None
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Structural checks that need no data; raises ValueError naming the field."""
   for section in ("dataset", "model", "ssl", "al", "strategy_options"):
     if section not in config:
-      raise ValueError(f"config has no {section!r} section")
+      raise UserInputError(f"config has no {section!r} section")
   for field in ("experiment", "strategies", "seeds", "oracle", "checkpoint_every"):
     if field not in config:
-      raise ValueError(f"config has no {field!r} field")
+      raise UserInputError(f"config has no {field!r} field")
   if not config.strategies:
-    raise ValueError("config.strategies is empty")
+    raise UserInputError("config.strategies is empty")
   if len(set(config.strategies)) != len(config.strategies):
-    raise ValueError("config.strategies has duplicate labels")
+    raise UserInputError("config.strategies has duplicate labels")
   if not config.seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in config.seeds):
-    raise ValueError(f"config.seeds must be a non-empty list of integers, got {config.seeds!r}")
+    raise UserInputError(f"config.seeds must be a non-empty list of integers, got {config.seeds!r}")
   if len(set(config.seeds)) != len(config.seeds):
-    raise ValueError("config.seeds has duplicates")
+    raise UserInputError("config.seeds has duplicates")
   if config.oracle not in ("simulated", "human"):
-    raise ValueError(f"config.oracle must be 'simulated' or 'human', got {config.oracle!r}")
+    raise UserInputError(f"config.oracle must be 'simulated' or 'human', got {config.oracle!r}")
   for key in ("steps_per_round", "batch_size", "total_steps"):
     value = config.ssl[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-      raise ValueError(f"config.ssl.{key} must be a positive integer, got {value!r}")
+    check_positive_int(f"config.ssl.{key}", value)
   _check_ssl_numbers(config.ssl)
   _check_early_stopping(config.ssl.get("early_stopping"))
   trials = config.al.get("initial_trials", 1)
-  if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
-    raise ValueError(f"config.al.initial_trials must be a positive integer, got {trials!r}")
-  extra = config.al.get("initial_extra", 0)
-  if isinstance(extra, bool) or not isinstance(extra, int) or extra < 0:
-    raise ValueError(f"config.al.initial_extra must be a non-negative integer, got {extra!r}")
-  num_devices = config.get("num_devices")
-  if num_devices is not None and (isinstance(num_devices, bool) or not isinstance(num_devices, int)
-                                  or num_devices < 1):
-    raise ValueError(f"config.num_devices must be None or a positive integer, "
-                     f"got {num_devices!r}")
-  metrics_every = config.get("metrics_every")
-  if metrics_every is not None and (isinstance(metrics_every, bool)
-                                    or not isinstance(metrics_every, int) or metrics_every < 1):
-    raise ValueError(f"config.metrics_every must be None or a positive integer, "
-                     f"got {metrics_every!r}")
-  if isinstance(config.checkpoint_every, bool) or config.checkpoint_every < 1:
-    raise ValueError(f"config.checkpoint_every must be a positive integer, "
-                     f"got {config.checkpoint_every!r}")
+  check_positive_int("config.al.initial_trials", trials)
+  check_int("config.al.initial_extra", config.al.get("initial_extra", 0), low=0)
+  check_positive_int("config.num_devices", config.get("num_devices"), allow_none=True)
+  check_positive_int("config.metrics_every", config.get("metrics_every"), allow_none=True)
+  check_positive_int("config.checkpoint_every", config.checkpoint_every)
   # Options of labels not in `strategies` are inactive, so that a subset of a config's
   # strategies can be run with --config.strategies=[...].
   from assljax import acquisition
@@ -202,13 +190,14 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     options = config.strategy_options.get(label, ml_collections.ConfigDict())
     extra = sorted(set(options) - {"name", "mode", "kernel", "hparams"})
     if extra:
-      raise ValueError(f"config.strategy_options.{label} has unknown fields: {', '.join(extra)}")
+      raise UserInputError(f"config.strategy_options.{label} has unknown fields: "
+                           f"{', '.join(extra)}")
     name = options.get("name", label)
     if name not in acquisition.available():
-      raise ValueError(f"strategy {name!r} (label {label!r}) is not one of "
-                       f"{', '.join(acquisition.available())}")
+      raise UserInputError(f"strategy {name!r} (label {label!r}) is not one of "
+                           f"{', '.join(acquisition.available())}")
     if options.get("kernel", None) not in KERNELS:
-      raise ValueError(f"config.strategy_options.{label}.kernel must be one of {KERNELS}")
+      raise UserInputError(f"config.strategy_options.{label}.kernel must be one of {KERNELS}")
 
 
 def _check_ssl_numbers(ssl_config: ml_collections.ConfigDict) -> None:
@@ -260,13 +249,11 @@ def _check_early_stopping(options: Any) -> dict | None:
     return None
   options = _plain(options)
   if not isinstance(options, dict) or set(options) != set(EARLY_STOPPING_KEYS):
-    raise ValueError(f"config.ssl.early_stopping must be None or have exactly the keys "
-                     f"{', '.join(EARLY_STOPPING_KEYS)}, got {options!r}")
+    raise UserInputError(f"config.ssl.early_stopping must be None or have exactly the keys "
+                         f"{', '.join(EARLY_STOPPING_KEYS)}, got {options!r}")
   for key in EARLY_STOPPING_KEYS:
     value = options[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-      raise ValueError(f"config.ssl.early_stopping.{key} must be a positive integer, "
-                       f"got {value!r}")
+    check_positive_int(f"config.ssl.early_stopping.{key}", value)
   return options
 
 
@@ -287,8 +274,8 @@ def _hold_out_validation(dataset: Any, options: Any, *, seed: int) -> tuple[Any,
     return dataset, None
   size, n = options["validation_size"], len(dataset.train.y)
   if size >= n:
-    raise ValueError(f"config.ssl.early_stopping.validation_size={size} leaves no pool "
-                     f"out of {n} training samples")
+    raise UserInputError(f"config.ssl.early_stopping.validation_size={size} leaves no pool "
+                         f"out of {n} training samples")
   held = np.sort(stratified_indices(np.asarray(dataset.train.y), size,
                                     subsample_rng(seed, "validation")))
   keep = np.setdiff1d(np.arange(n), held)
@@ -324,26 +311,22 @@ def _mesh(num_devices: int | None):
   from assljax import parallel
   available = len(jax.devices())
   if num_devices > available:
-    raise ValueError(f"config.num_devices is {num_devices} but only {available} "
-                     f"{jax.default_backend()} devices are visible")
+    raise UserInputError(f"config.num_devices is {num_devices} but only {available} "
+                         f"{jax.default_backend()} devices are visible")
   return parallel.data_mesh(num_devices)
 
 
 def _optimizer(ssl_config: ml_collections.ConfigDict):
   """The optimizer ``ssl.optimizer`` names, or None for the algorithm's own recipe."""
-  from assljax import ssl
+  from assljax.ssl import optim
   name = ssl_config.get("optimizer")
-  lr, weight_decay = ssl_config.get("lr"), ssl_config.get("weight_decay")
   if name is None:
     return None
-  if name == "sgd":
-    return ssl.sgd(0.03 if lr is None else lr, total_steps=ssl_config.total_steps,
-                   weight_decay=5e-4 if weight_decay is None else weight_decay)
-  if name == "adam":
-    return ssl.adam(2e-3 if lr is None else lr,
-                    weight_decay=0.02 if weight_decay is None else weight_decay,
-                    end_lr=ssl_config.get("end_lr"), total_steps=ssl_config.total_steps)
-  raise ValueError(f"ssl.optimizer must be None, 'sgd' or 'adam', got {name!r}")
+  if name not in optim.RECIPES:
+    raise UserInputError(f"ssl.optimizer must be None, 'sgd' or 'adam', got {name!r}")
+  return optim.named(name, total_steps=ssl_config.total_steps, lr=ssl_config.get("lr"),
+                     weight_decay=ssl_config.get("weight_decay"),
+                     end_lr=ssl_config.get("end_lr"))
 
 
 def _kernel_factory(kind: str | None, model: Any, dataset: Any, model_options: dict):
@@ -369,8 +352,8 @@ def training_inputs(config: ml_collections.ConfigDict, dataset: Any) -> Any:
     return None
   waveforms = getattr(dataset, "train_waveforms", None)
   if waveforms is None:
-    raise ValueError(f"ssl.augment.audio needs an audio dataset with waveforms; "
-                     f"{dataset.name} has none")
+    raise UserInputError(f"ssl.augment.audio needs an audio dataset with waveforms; "
+                         f"{dataset.name} has none")
   return waveforms
 
 
@@ -406,16 +389,16 @@ def save_config(workdir: str, config: ml_collections.ConfigDict) -> None:
 
 def load_saved_config(workdir: str) -> ml_collections.ConfigDict:
   if not os.path.isdir(workdir):
-    raise ValueError(f"workdir {workdir} does not exist")
+    raise UserInputError(f"workdir {workdir} does not exist")
   path = os.path.join(workdir, "config.json")
   if not os.path.isfile(path):
-    raise ValueError(f"{workdir} holds no assljax run (no config.json); start one with "
-                     f"`assljax run --config FILE --workdir {workdir}`")
+    raise UserInputError(f"{workdir} holds no assljax run (no config.json); start one with "
+                         f"`assljax run --config FILE --workdir {workdir}`")
   try:
     with open(path) as f:
       return configs_lib.from_json(f.read())
   except (json.JSONDecodeError, UnicodeDecodeError) as e:
-    raise ValueError(f"{path} is not valid JSON ({e})") from None
+    raise UserInputError(f"{path} is not valid JSON ({e})") from None
 
 
 def run_experiment(prepared: Prepared, workdir: str, *, log: Callable[[str], None] = print
@@ -476,7 +459,7 @@ def awaiting_run(workdir: str, config: ml_collections.ConfigDict) -> tuple[str, 
       return directory, round_index, list(meta["pending"])
     if meta["phase"] != "done":
       break
-  raise ValueError(f"no run in {workdir} is waiting for labels")
+  raise UserInputError(f"no run in {workdir} is waiting for labels")
 
 
 def export_pending(prepared: Prepared, workdir: str, *, fmt: str = "csv",
@@ -493,9 +476,9 @@ def export_pending(prepared: Prepared, workdir: str, *, fmt: str = "csv",
   from assljax.loop.round import queries_path
   formats = ("csv", "label-studio")
   if fmt not in formats:
-    raise ValueError(f"query format must be one of {', '.join(formats)}, got {fmt!r}")
+    raise UserInputError(f"query format must be one of {', '.join(formats)}, got {fmt!r}")
   if fmt == "csv" and local_files_root is not None:
-    raise ValueError("--local-files-root applies to --format label-studio only")
+    raise UserInputError("--local-files-root applies to --format label-studio only")
   directory, round_index, pending = awaiting_run(workdir, prepared.config)
   if fmt == "csv":
     return export_queries(directory, round_index, pending, prepared.dataset)

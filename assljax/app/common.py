@@ -1,7 +1,8 @@
-"""Pieces shared by the paper configs (CRC, NPC, dynamicAL, Bilevel coreset).
+"""Pieces shared by the experiment configs (CRC, NPC, dynamicAL, Bilevel coreset, benchmarks).
 
-Not a config itself (no ``get_config``): configs import it as a sibling module, like
-``defaults`` (`assljax run` makes the config's folder importable while loading it).
+Configs import it as ``from assljax.app import common`` (like big_vision's
+``big_vision.configs.common``); a config that builds on another one in its folder loads it
+with :func:`sibling`.
 
 Config arguments (``--config FILE.py:ARG``) are a comma-separated list of ``key=value``
 items and bare flags, e.g. ``"runlocal"``, ``"q=100"``, ``"b=500,runlocal"``,
@@ -19,7 +20,10 @@ from typing import Any
 
 import ml_collections
 
-from defaults import base_config
+from assljax._validation import UserInputError
+from assljax.app import configs as configs_lib
+from assljax.app.defaults import base_config
+from assljax.ssl import optim
 
 # Reference schedules (DESIGN §5).
 FIXMATCH_STEPS = 2 ** 20
@@ -27,6 +31,16 @@ CHECKPOINT_EVERY = 10_000
 # ALBL as the NPC (§5.2) and dynamicAL (App. E.1) papers describe it: a two-armed bandit over
 # least confidence and Coreset (the strategy's default adds DeepAL's random arm).
 ALBL_TWO_ARMS = ("confidence", "coreset")
+
+
+def sibling(config_file: str, name: str) -> Any:
+  """The config module ``name`` in the folder of ``config_file`` (pass ``__file__``), e.g.
+  ``sibling(__file__, "crc_cifar10").crc_training``: loaded from its path, so the folder
+  never goes on ``sys.path``."""
+  path = os.path.join(os.path.dirname(os.path.abspath(config_file)), f"{name}.py")
+  if not os.path.isfile(path):
+    raise UserInputError(f"{config_file} builds on {name}.py, which is not in its folder")
+  return configs_lib.load_module(path)
 
 
 def new_config(experiment: str) -> ml_collections.ConfigDict:
@@ -55,16 +69,16 @@ def parse_arg(arg: str | None, **defaults: Any) -> dict:
   for item in str(arg).split(","):
     item = item.strip()
     if not item:
-      raise ValueError(f"config argument {arg!r} has an empty item")
+      raise UserInputError(f"config argument {arg!r} has an empty item")
     key, sep, text = item.partition("=")
     key = key.strip()
     if key not in values:
-      raise ValueError(f"unknown config argument {key!r} in {arg!r}; accepted: "
-                       f"{', '.join(sorted(values))}")
+      raise UserInputError(f"unknown config argument {key!r} in {arg!r}; accepted: "
+                           f"{', '.join(sorted(values))}")
     default = values[key]
     if not sep:
       if not isinstance(default, bool):
-        raise ValueError(f"config argument {key!r} needs a value ({key}=...)")
+        raise UserInputError(f"config argument {key!r} needs a value ({key}=...)")
       value: Any = True
     else:
       try:
@@ -76,8 +90,8 @@ def parse_arg(arg: str | None, **defaults: Any) -> dict:
     elif isinstance(default, float) and type(value) is int:  # noqa: E721
       value = float(value)
     elif default is not None and type(value) is not type(default):  # noqa: E721 (bool != int)
-      raise ValueError(f"config argument {key}={text.strip()} must be of type "
-                       f"{type(default).__name__}")
+      raise UserInputError(f"config argument {key}={text.strip()} must be of type "
+                           f"{type(default).__name__}")
     values[key] = value
   return values
 
@@ -85,14 +99,14 @@ def parse_arg(arg: str | None, **defaults: Any) -> dict:
 def choose(key: str, value: Any, allowed: tuple) -> Any:
   """``value`` if it is one of ``allowed``, else a ValueError naming them."""
   if value not in allowed:
-    raise ValueError(f"config argument {key}={value!r} must be one of "
-                     f"{', '.join(map(str, allowed))}")
+    raise UserInputError(f"config argument {key}={value!r} must be one of "
+                         f"{', '.join(map(str, allowed))}")
   return value
 
 
 def positive(key: str, value: Any) -> int:
   if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-    raise ValueError(f"config argument {key}={value!r} must be a positive integer")
+    raise UserInputError(f"config argument {key}={value!r} must be a positive integer")
   return value
 
 
@@ -172,8 +186,9 @@ def fixmatch(config: ml_collections.ConfigDict, *, weight_decay: float | None = 
   config.ssl.options = ml_collections.ConfigDict(options)
   config.ssl.batch_size = 64
   config.ssl.mu = 7
-  config.ssl.lr = 0.03
-  config.ssl.weight_decay = 5e-4 if weight_decay is None else weight_decay
+  config.ssl.lr = optim.RECIPES["sgd"].lr
+  config.ssl.weight_decay = optim.RECIPES["sgd"].weight_decay if weight_decay is None \
+      else weight_decay
   config.ssl.total_steps = FIXMATCH_STEPS
   config.ssl.steps_per_round = FIXMATCH_STEPS
   config.ssl.ema_decay = 0.999

@@ -13,78 +13,61 @@ import ast
 import importlib.util
 import json
 import os
-import sys
 from typing import Any, Sequence
 
 import ml_collections
 
+from assljax._validation import UserInputError
+
 
 FREE_FORM_SECTIONS = ("options", "hparams")
-
-
-# Names of sibling modules (e.g. `defaults`) that config files imported from their folder.
-_SIBLINGS: set[str] = set()
-
-
-def _module_folder(module: Any) -> str | None:
-  path = getattr(module, "__file__", None)
-  return os.path.dirname(os.path.abspath(path)) if path else None
-
-
-def _remember_siblings(folder: str) -> None:
-  _SIBLINGS.update(name for name, module in list(sys.modules.items())
-                   if _module_folder(module) == folder)
-
-
-def _forget_siblings_of_other_folders(folder: str) -> None:
-  # Two config folders may each have a `defaults.py`; Python's module cache would hand
-  # the second config the first folder's module.
-  for name in list(_SIBLINGS):
-    module = sys.modules.get(name)
-    if module is not None and _module_folder(module) != folder:
-      del sys.modules[name]
 
 
 def load_config(spec: str) -> ml_collections.ConfigDict:
   """Loads ``path/to/config.py`` or ``path/to/config.py:ARG`` by calling ``get_config``.
 
   Raises:
-    ValueError: missing file, no ``get_config``, or an error raised while building it.
+    UserInputError: missing file, no ``get_config``, or an error raised while building it.
   """
   path, sep, arg = spec.partition(":")
   if not path.endswith(".py"):
-    raise ValueError(f"config must be a .py file, optionally followed by :ARG; got {spec!r}")
+    raise UserInputError(f"config must be a .py file, optionally followed by :ARG; got {spec!r}")
   if not os.path.isfile(path):
-    raise ValueError(f"config file {path} does not exist")
-  name = "assljax_config_" + os.path.splitext(os.path.basename(path))[0]
-  module_spec = importlib.util.spec_from_file_location(name, path)
-  module = importlib.util.module_from_spec(module_spec)
-  # Like `python FILE.py`: the config's folder is importable, so configs can share a
-  # sibling module of defaults.
-  folder = os.path.dirname(os.path.abspath(path))
-  _forget_siblings_of_other_folders(folder)
-  sys.path.insert(0, folder)
-  try:
-    module_spec.loader.exec_module(module)
-  except Exception as e:  # noqa: BLE001 - report any failure of user code in one line
-    raise ValueError(f"config file {path} failed to load: {type(e).__name__}: {e}") from None
-  finally:
-    sys.path.remove(folder)
-    _remember_siblings(folder)
+    raise UserInputError(f"config file {path} does not exist")
+  module = load_module(path)
   if not hasattr(module, "get_config"):
-    raise ValueError(f"config file {path} defines no get_config(arg)")
+    raise UserInputError(f"config file {path} defines no get_config(arg)")
   try:
     config = module.get_config(arg) if sep else module.get_config()
   except TypeError as e:
     if sep or "argument" not in str(e):
-      raise ValueError(f"{path}: get_config({arg!r}) failed: {e}") from None
+      raise UserInputError(f"{path}: get_config({arg!r}) failed: {e}") from e
     config = module.get_config(None)
   except (ValueError, KeyError) as e:
-    raise ValueError(f"{path}: get_config({arg!r}) failed: {e}") from None
+    raise UserInputError(f"{path}: get_config({arg!r}) failed: {e}") from e
   if not isinstance(config, ml_collections.ConfigDict):
-    raise ValueError(f"{path}: get_config must return an ml_collections.ConfigDict")
-  sys.modules.pop(name, None)
+    raise UserInputError(f"{path}: get_config must return an ml_collections.ConfigDict")
   return config
+
+
+def load_module(path: str) -> Any:
+  """Executes the Python file ``path`` as a fresh module that is registered nowhere.
+
+  Config files import the package's helpers (``from assljax.app import common``) and load
+  the configs they build on with :func:`assljax.app.common.sibling`; neither needs the
+  config's folder on ``sys.path``, so two folders with same-named files never collide.
+
+  Raises:
+    UserInputError: the file raises anything while it executes (its traceback is chained).
+  """
+  name = "assljax_config_" + os.path.splitext(os.path.basename(path))[0]
+  module_spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(module_spec)
+  try:
+    module_spec.loader.exec_module(module)
+  except Exception as e:  # noqa: BLE001 - report any failure of user code in one line
+    raise UserInputError(f"config file {path} failed to load: {type(e).__name__}: {e}") from e
+  return module
 
 
 def parse_value(text: str) -> Any:
@@ -106,12 +89,12 @@ def apply_overrides(config: ml_collections.ConfigDict,
   for item in overrides:
     key, sep, text = item.partition("=")
     if not sep or not key:
-      raise ValueError(f"override {item!r} must look like --config.KEY=VALUE")
+      raise UserInputError(f"override {item!r} must look like --config.KEY=VALUE")
     parts = key.split(".")
     node = config
     for depth, part in enumerate(parts[:-1]):
       if not isinstance(node, ml_collections.ConfigDict) or part not in node:
-        raise ValueError(f"unknown config key {'.'.join(parts[:depth + 1])!r}")
+        raise UserInputError(f"unknown config key {'.'.join(parts[:depth + 1])!r}")
       node = node[part]
     leaf = parts[-1]
     value = parse_value(text)
@@ -123,17 +106,18 @@ def apply_overrides(config: ml_collections.ConfigDict,
       continue
     if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
       known = ", ".join(sorted(node.keys())) if isinstance(node, ml_collections.ConfigDict) else ""
-      raise ValueError(f"unknown config key {key!r}" + (f"; known here: {known}" if known else ""))
+      raise UserInputError(f"unknown config key {key!r}"
+                           + (f"; known here: {known}" if known else ""))
     current = node[leaf]
     if isinstance(current, ml_collections.ConfigDict):
-      raise ValueError(f"config key {key!r} is a section; override one of its fields instead")
+      raise UserInputError(f"config key {key!r} is a section; override one of its fields instead")
     if isinstance(current, (list, tuple)) and isinstance(value, (str, int, float)) \
         and not isinstance(value, bool):
       value = [value]
     try:
       node[leaf] = value
     except TypeError:
-      raise ValueError(
+      raise UserInputError(
           f"config key {key!r} expects {type(current).__name__}, got {text!r}") from None
   return config
 

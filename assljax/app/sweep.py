@@ -9,7 +9,7 @@ hosts run them side by side, and ``assljax report`` merges the workdirs afterwar
     assljax run --config X.py --workdir runs/X/cell_I --cell I     # one process per I
     assljax report runs/X/cell_0 runs/X/cell_1 ... --out runs/X/report
 
-Cell ``i`` is the ``i``-th ``(label, seed)`` of :func:`assljax.loop.experiment.runs`:
+Cell ``i`` is the ``i``-th ``(label, seed)`` of :func:`assljax.app.experiment.runs`:
 labels in ``config.strategies`` order, seeds in ``config.seeds`` order within a label,
 numbered from 0 (as ``SLURM_ARRAY_TASK_ID`` with ``--array=0-N``). Overrides
 (``--config.KEY=VALUE``) apply before numbering, the same for every cell.
@@ -31,12 +31,14 @@ from typing import Sequence
 
 import ml_collections
 
+from assljax._validation import UserInputError
+
 CELL_FILE = "cell.json"
 
 
 def cells(config: ml_collections.ConfigDict) -> list[tuple[str, int]]:
   """``(label, seed)`` of every cell, indexed by cell number."""
-  from assljax.loop import experiment
+  from assljax.app import experiment
   return experiment.runs(config)
 
 
@@ -48,10 +50,10 @@ def select_cell(config: ml_collections.ConfigDict, cell: int) -> ml_collections.
   """
   table = cells(config)
   if isinstance(cell, bool) or not isinstance(cell, int):
-    raise ValueError(f"--cell must be an integer, got {cell!r}")
+    raise UserInputError(f"--cell must be an integer, got {cell!r}")
   if not 0 <= cell < len(table):
-    raise ValueError(f"cell {cell} is out of range: this config has {len(table)} cells, "
-                     f"0 to {len(table) - 1} (see `assljax cells --config ...`)")
+    raise UserInputError(f"cell {cell} is out of range: this config has {len(table)} cells, "
+                         f"0 to {len(table) - 1} (see `assljax cells --config ...`)")
   label, seed = table[cell]
   selected = copy.deepcopy(config)
   with selected.unlocked():
@@ -89,7 +91,7 @@ def holds_cell(workdir: str, config: ml_collections.ConfigDict) -> bool:
   True only when ``cell.json`` exists and the saved ``config.json`` equals ``config``
   (the same file, overrides and cell); then running the cell again means resuming it.
   """
-  from assljax.loop import configs as configs_lib
+  from assljax.app import configs as configs_lib
   saved = os.path.join(workdir, "config.json")
   if not (os.path.isfile(saved) and os.path.isfile(os.path.join(workdir, CELL_FILE))):
     return False
