@@ -97,6 +97,7 @@ def _split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def _run(args, overrides: list[str]) -> int:
   from assljax.app import configs, experiment, sweep
+  from assljax.loop.round import Status
 
   workdir = os.path.abspath(args.workdir)
   resume, cell_count = args.resume, None
@@ -133,7 +134,7 @@ def _run(args, overrides: list[str]) -> int:
       sweep.save_cell(workdir, args.cell, cell_count, config, args.config, overrides)
     experiment.save_config(workdir, config)
   status = experiment.run_experiment(prepared, workdir)
-  if status.status == "awaiting_labels":
+  if status.status == Status.AWAITING_LABELS:
     print(f"assljax: {len(status.pending)} queries await human labels; see `assljax query "
           f"--workdir {args.workdir}`")
     return 0

@@ -56,9 +56,9 @@ import ml_collections
 from assljax._validation import UserInputError, check_int, check_positive_int
 from assljax.app import configs as configs_lib
 from assljax.loop.checkpoint import CheckpointError, Checkpoints
-from assljax.loop.round import (RunStatus, _write_json, export_queries, labels_path,
-                                run_loop)
-from assljax.loop.state import Schedule
+from assljax.loop.oracle import OracleKind, export_queries, labels_path, queries_path
+from assljax.loop.round import RunStatus, Status, _write_json, run_loop
+from assljax.loop.state import Phase, RunMeta, Schedule
 
 ALGORITHMS = ("fixmatch", "fixmatch_darp", "mixmatch", "mean_teacher", "supervised")
 KERNELS = (None, "last_layer", "all_layers", "infinite")
@@ -170,7 +170,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     raise UserInputError(f"config.seeds must be a non-empty list of integers, got {config.seeds!r}")
   if len(set(config.seeds)) != len(config.seeds):
     raise UserInputError("config.seeds has duplicates")
-  if config.oracle not in ("simulated", "human"):
+  if config.oracle not in tuple(OracleKind):
     raise UserInputError(f"config.oracle must be 'simulated' or 'human', got {config.oracle!r}")
   for key in ("steps_per_round", "batch_size", "total_steps"):
     value = config.ssl[key]
@@ -424,7 +424,7 @@ def _early_stopping(config: ml_collections.ConfigDict, validation: Any):
 
 def _run_all(config, dataset, model, trainer, plans, workdir, log, validation=None
              ) -> RunStatus:
-  status = RunStatus("done", [], [])
+  status = RunStatus(Status.DONE, [], [])
   for label, seed in runs(config):
     plan = plans[label]
     status = run_loop(
@@ -439,7 +439,7 @@ def _run_all(config, dataset, model, trainer, plans, workdir, log, validation=No
         initial_trials=int(config.al.get("initial_trials", 1)),
         early_stopping=_early_stopping(config, validation),
         metrics_every=config.get("metrics_every"))
-    if status.status == "awaiting_labels":
+    if status.status == Status.AWAITING_LABELS:
       return status._replace(records=collect_results(workdir, config))
   return status._replace(records=collect_results(workdir, config))
 
@@ -451,13 +451,14 @@ def awaiting_run(workdir: str, config: ml_collections.ConfigDict) -> tuple[str, 
     if not os.path.isdir(os.path.join(directory, "checkpoints")):
       break
     try:
-      _, meta = Checkpoints(os.path.join(directory, "checkpoints")).restore_meta()
+      _, saved = Checkpoints(os.path.join(directory, "checkpoints")).restore_meta()
     except CheckpointError:
       break
-    if meta["phase"] == "label":
-      round_index = max([r["round"] for r in meta["records"]], default=-1) + 1
-      return directory, round_index, list(meta["pending"])
-    if meta["phase"] != "done":
+    meta = RunMeta.from_json(saved)
+    if meta.phase == Phase.LABEL:
+      round_index = max([r["round"] for r in meta.records], default=-1) + 1
+      return directory, round_index, list(meta.pending)
+    if meta.phase != Phase.DONE:
       break
   raise UserInputError(f"no run in {workdir} is waiting for labels")
 
@@ -467,13 +468,12 @@ def export_pending(prepared: Prepared, workdir: str, *, fmt: str = "csv",
   """`assljax query`: (re)writes the pending queries for a person to label.
 
   ``fmt="csv"``: the CSV and the contact sheet (and audio files) of
-  :func:`~assljax.loop.round.export_queries`. ``fmt="label-studio"``: a Label Studio
+  :func:`~assljax.loop.oracle.export_queries`. ``fmt="label-studio"``: a Label Studio
   import in ``RUN/queries/round_R_label_studio/`` (:mod:`assljax.loop.label_studio`: tasks,
   labeling config, media), whose tasks embed the media as data URIs, or refer to them by
   ``/data/local-files/`` URLs relative to ``local_files_root``.
   """
   from assljax.loop import label_studio
-  from assljax.loop.round import queries_path
   formats = ("csv", "label-studio")
   if fmt not in formats:
     raise UserInputError(f"query format must be one of {', '.join(formats)}, got {fmt!r}")

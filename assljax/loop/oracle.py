@@ -19,9 +19,10 @@ writes a Label Studio import and ``assljax label`` accepts the tool's JSON expor
 from __future__ import annotations
 
 import csv
+import enum
 import os
 import shutil
-from typing import Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -29,6 +30,20 @@ from assljax._optional import require
 from assljax._validation import UserInputError
 
 QUERY_COLUMNS = ("sample_id", "source", "label")
+
+
+class OracleKind(enum.StrEnum):
+  """The oracles a run can name: ground truth, or a person through files."""
+  SIMULATED = "simulated"
+  HUMAN = "human"
+
+
+class Oracle(Protocol):
+  """Answers the queries of a round, or says that they are not answered yet."""
+
+  def answer(self, round_index: int, pending: Sequence[int]) -> np.ndarray | None:
+    """Labels ``(q,)`` int32 of the pool indices ``pending`` ``(q,)`` queried in round
+    ``round_index``; None while they are not labeled (the run stops, to resume later)."""
 
 
 class SimulatedOracle:
@@ -44,6 +59,59 @@ class SimulatedOracle:
   def __call__(self, indices: np.ndarray) -> np.ndarray:
     """Labels ``(q,)`` int32 of pool ``indices`` ``(q,)``."""
     return self._labels[np.asarray(indices)]
+
+  def answer(self, round_index: int, pending: Sequence[int]) -> np.ndarray:
+    del round_index
+    return self(np.asarray(pending))
+
+
+class CsvOracle:
+  """A person labels each round's queries through files in the run's directory.
+
+  The first :meth:`answer` of a round writes the queries (:func:`export_queries`) and
+  returns None: the run stops. Once ``assljax label`` has stored the validated answers
+  in :func:`labels_path`, ``assljax run --resume`` asks again and gets them.
+
+  Args:
+    workdir: the run's directory.
+    dataset: the run's dataset (pool sample ids, class names, images or audio).
+    log: where the line naming the query file goes.
+  """
+
+  def __init__(self, workdir: str, dataset: Any, *, log: Callable[[str], None] = print):
+    self.workdir, self.dataset, self.log = workdir, dataset, log
+
+  def answer(self, round_index: int, pending: Sequence[int]) -> np.ndarray | None:
+    path = labels_path(self.workdir, round_index)
+    if not os.path.isfile(path):
+      written = export_queries(self.workdir, round_index, list(pending), self.dataset)
+      self.log(f"round {round_index}: {len(pending)} queries await labels: {written[0]} "
+               f"(fill in the label column, then `assljax label` and `assljax run --resume`)")
+      return None
+    by_id = read_labels(path, pending, self.dataset.class_names)
+    return np.asarray([by_id[i] for i in pending], np.int32)
+
+
+def labels_path(workdir: str, round_index: int) -> str:
+  """Where `assljax label` stores validated human labels for a round."""
+  return os.path.join(workdir, "labels", f"round_{round_index}.csv")
+
+
+def queries_path(workdir: str, round_index: int, suffix: str = ".csv") -> str:
+  """Where the queries of a round are written for a person (``suffix``: the file kind)."""
+  return os.path.join(workdir, "queries", f"round_{round_index}{suffix}")
+
+
+def export_queries(workdir: str, round_index: int, pending: list[int], dataset: Any) -> list:
+  """Writes the pending queries of a round as CSV, a PNG contact sheet and audio files;
+  returns the paths written, the CSV first."""
+  sources = [str(dataset.train.ids[i]) for i in pending]
+  written = [write_queries(queries_path(workdir, round_index), pending, sources)]
+  written.append(write_contact_sheet(
+      queries_path(workdir, round_index, ".png"), dataset.train.x[np.asarray(pending)], pending))
+  if dataset.kind == "audio":
+    written += copy_audio_sources(queries_path(workdir, round_index, "_audio"), pending, sources)
+  return written
 
 
 def write_queries(path: str | os.PathLike, indices: Sequence[int], sources: Sequence[str]) -> str:

@@ -7,6 +7,8 @@ lives in the checkpoint's metadata, saved atomically with the arrays.
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 from typing import Any, NamedTuple
 
 import jax
@@ -16,8 +18,25 @@ from assljax._validation import UserInputError
 from assljax.data.pool import Pool
 from assljax.ssl.train import TrainState
 
-PHASES = ("train", "acquire", "label", "done")
-MODES = ("sequential", "random_init_first", "single_shot", "zero_shot")
+
+
+class Phase(enum.StrEnum):
+  """Where a run stands in its round; stored in every checkpoint."""
+  TRAIN = "train"        # train on the labeled pool, then evaluate on the test split
+  ACQUIRE = "acquire"    # the strategy picks the next queries
+  LABEL = "label"        # the oracle answers them
+  DONE = "done"          # the budget is spent
+
+
+class Mode(enum.StrEnum):
+  """When a run buys its labels (:meth:`Schedule.make`)."""
+  SEQUENTIAL = "sequential"
+  RANDOM_INIT_FIRST = "random_init_first"
+  SINGLE_SHOT = "single_shot"
+  ZERO_SHOT = "zero_shot"
+
+
+MODES = tuple(mode.value for mode in Mode)
 
 
 class Schedule(NamedTuple):
@@ -63,19 +82,68 @@ class Schedule(NamedTuple):
                            f"{initial_sampling!r}")
     if mode not in MODES:
       raise UserInputError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
+    mode = Mode(mode)
     plan = validate_query_plan(pool_size, num_classes, initial_per_class, query_size, budget,
                                extra=initial_extra)
-    if plan.initial == 0 and mode in ("sequential", "single_shot"):
+    if plan.initial == 0 and mode in (Mode.SEQUENTIAL, Mode.SINGLE_SHOT):
       raise UserInputError(f"mode {mode!r} trains on the initial labels first, and "
                            f"initial_per_class is 0; use mode 'random_init_first' (or "
                            f"'zero_shot') to let the untrained network make the first query")
-    if mode in ("sequential", "random_init_first"):
+    if mode in (Mode.SEQUENTIAL, Mode.RANDOM_INIT_FIRST):
       sizes = (plan.query_size,) * plan.num_rounds
     else:
       sizes = (plan.budget - plan.initial,) if plan.budget > plan.initial else ()
     return cls(initial_per_class, tuple(int(s) for s in sizes),
-               mode in ("zero_shot", "random_init_first"), initial_sampling,
+               mode in (Mode.ZERO_SHOT, Mode.RANDOM_INIT_FIRST), initial_sampling,
                int(initial_extra))
+
+
+@dataclasses.dataclass
+class RunMeta:
+  """What a run knows besides its arrays: saved as JSON with every checkpoint.
+
+  Attributes:
+    phase: the phase to run next.
+    records: one result record per finished round (:mod:`assljax.report.schema`).
+    pending: pool indices queried in this round and not labeled yet.
+    current: this round's results so far (``test_accuracy``, ``per_class_accuracy``,
+      ``training_seconds``, ``acquisition_seconds``).
+    train_seconds: training time of this round so far (over resumes).
+    steps_before: training steps of the earlier rounds and trials (the metrics'
+      ``global_step`` is ``steps_before + step``).
+    checkpoint: the number of the last checkpoint written.
+    early_stopping: ``{"best": accuracy, "best_step": step}`` while a round trains with
+      early stopping, else None.
+    trial_accuracies: test accuracies of the finished initial trials (``initial_trials``
+      > 1), else None.
+    trial_pick: the median trial once all were trained, else None.
+  """
+  phase: Phase = Phase.TRAIN
+  records: list = dataclasses.field(default_factory=list)
+  pending: list = dataclasses.field(default_factory=list)
+  current: dict = dataclasses.field(default_factory=dict)
+  train_seconds: float = 0.0
+  steps_before: int = 0
+  checkpoint: int = -1
+  early_stopping: dict | None = None
+  trial_accuracies: list | None = None
+  trial_pick: int | None = None
+
+  def to_json(self) -> dict:
+    """A JSON-ready dict; fields that are None are left out."""
+    value = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
+             if getattr(self, field.name) is not None}
+    value["phase"] = str(self.phase)
+    return value
+
+  @classmethod
+  def from_json(cls, value: dict) -> "RunMeta":
+    """The inverse of :meth:`to_json`; missing fields take their defaults (checkpoints
+    written before a field existed)."""
+    names = {field.name for field in dataclasses.fields(cls)}
+    meta = cls(**{key: item for key, item in value.items() if key in names})
+    meta.phase = Phase(meta.phase)
+    return meta
 
 
 class LoopState(NamedTuple):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from assljax.app import configs, experiment
-from assljax.loop.round import labels_path
+from assljax.loop.oracle import labels_path
 from assljax.loop.state import Schedule
 
 from loop_helpers import without_timings

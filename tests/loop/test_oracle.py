@@ -60,3 +60,55 @@ def test_contact_sheet_shows_the_images(tmp_path):
   path = oracle.write_contact_sheet(tmp_path / "sheet.png", images, [4, 7, 9])
   pixels = mpimg.imread(path)
   assert pixels.shape[0] > 50 and pixels.std() > 0.05
+
+
+def test_run_meta_round_trips_and_reads_checkpoints_written_before_it():
+  from assljax.loop.state import Phase, RunMeta
+  meta = RunMeta(phase=Phase.LABEL, records=[{"round": 0}], pending=[3, 1], checkpoint=4,
+                 trial_accuracies=[0.5])
+  saved = meta.to_json()
+  assert saved["phase"] == "label" and "trial_pick" not in saved and "early_stopping" not in saved
+  assert RunMeta.from_json(saved) == meta
+  # a checkpoint of a run older than the metrics log: no steps_before
+  old = {"phase": "train", "records": [], "pending": [], "current": {}, "train_seconds": 1.5,
+         "checkpoint": 2}
+  restored = RunMeta.from_json(old)
+  assert (restored.phase, restored.steps_before, restored.train_seconds) == (Phase.TRAIN, 0, 1.5)
+  with pytest.raises(ValueError):
+    RunMeta.from_json({**old, "phase": "sleep"})
+
+
+def test_any_oracle_object_labels_the_queries(tiny_config_path, tmp_path):
+  # run_loop takes any object with answer(round, pending); this one swaps classes 0 and 1
+  # and records what it was asked, so the pool must hold exactly its answers.
+  from assljax.app import configs, experiment
+  from assljax.loop.round import Status, run_loop
+  config = configs.load_config(tiny_config_path)
+  config.strategies = ["random"]
+  prepared = experiment.prepare(config, log=lambda _: None)
+  truth = np.asarray(prepared.dataset.train.y)
+
+  class SwappingOracle:
+    def __init__(self):
+      self.asked = []
+
+    def answer(self, round_index, pending):
+      self.asked.append((round_index, list(pending)))
+      labels = truth[np.asarray(pending)]
+      return np.where(labels < 2, 1 - labels, labels).astype(np.int32)
+
+  oracle = SwappingOracle()
+  plan = prepared.plans["random"]
+  status = run_loop(workdir=str(tmp_path), dataset=prepared.dataset, model=prepared.model,
+                    trainer=prepared.trainer, strategy=plan.strategy, schedule=plan.schedule,
+                    seed=0, train_steps=4, checkpoint_every=4, oracle=oracle, progress=False,
+                    log=lambda _: None)
+  assert status.status == Status.DONE
+  asked = [index for _, pending in oracle.asked for index in pending]
+  assert [r for r, _ in oracle.asked] == list(range(len(plan.schedule.query_sizes)))
+  assert [r["queried_indices"] for r in status.records[:-1]] == [p for _, p in oracle.asked]
+  swapped = np.where(truth[asked] < 2, 1 - truth[asked], truth[asked])
+  assert (swapped != truth[asked]).any()   # the answers are not the ground truth
+  initial = np.asarray(status.records[0]["labeled_class_histogram"])
+  final = np.asarray(status.records[-1]["labeled_class_histogram"])
+  np.testing.assert_array_equal(final, initial + np.bincount(swapped, minlength=final.size))
