@@ -3,6 +3,15 @@
     python benchmarks/train_step.py                  # CPU default: 8 labeled + 56 x 2 views
     python benchmarks/train_step.py --batch 64       # the reference step: 64 + 448 x 2
     python benchmarks/train_step.py --dtype bfloat16 # on a GPU: bf16 compute
+    python benchmarks/train_step.py --peer torch     # + the PyTorch peer, same shapes
+
+The PyTorch peer (``benchmarks/_torch_peer.py``) runs in a separate environment, since
+PyTorch is never a dependency of assljax:
+
+    python -m venv .venv-torch && .venv-torch/bin/pip install torch numpy
+
+(``--torch-python`` or ``$ASSLJAX_TORCH_PYTHON`` names another interpreter); without it
+the peer is skipped with one line on stderr.
 
 Prints one JSON object:
 
@@ -18,15 +27,24 @@ Prints one JSON object:
   the floor the engine's step can approach; ``ratio_step_over_baseline``.
 * ``matmul_peak``: this machine's measured matrix-multiply rate (``--peak-size``
   square, in the compute dtype), and ``mfu`` = model FLOPs/s over that peak.
+* with ``--peer torch``: ``peer`` (the PyTorch step's median seconds, measured after
+  ours, the two never at once) and ``ratio_throughput_over_peer`` = ours / theirs in
+  images per second for the full step (ours augments every view, theirs does not) and
+  for ``baseline_grad_step`` (neither augments; ours has no optimizer either).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
+
+_PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_torch_peer.py")
 
 
 def _median_time(fn, repeats):
@@ -54,6 +72,10 @@ def main() -> None:
   parser.add_argument("--pool", type=int, default=2048, help="synthetic pool size")
   parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
   parser.add_argument("--peak-size", type=int, default=8192 if gpu else 1024)
+  parser.add_argument("--peer", choices=("torch",), help="also time the PyTorch peer")
+  parser.add_argument("--torch-python",
+                      default=os.environ.get("ASSLJAX_TORCH_PYTHON", ".venv-torch/bin/python"),
+                      help="interpreter of the environment with PyTorch")
   args = parser.parse_args()
 
   from assljax import models, ssl
@@ -120,7 +142,7 @@ def main() -> None:
   peak_s, _ = _median_time(lambda: matmul(a, b), 5)
   peak = 2.0 * n ** 3 / peak_s
 
-  print(json.dumps({
+  result = {
       "env": {"jax": jax.__version__, "backend": jax.default_backend(),
               "devices": [str(d) for d in jax.devices()][:1], "device_count": jax.device_count(),
               "python": platform.python_version(), "machine": platform.machine()},
@@ -140,7 +162,35 @@ def main() -> None:
       "matmul_peak": {"value": peak, "units": "FLOP/s", "size": n, "dtype": args.dtype},
       "model_flops_per_s": {"value": model_flops / step_s, "units": "FLOP/s"},
       "mfu": round(model_flops / step_s / peak, 4),
-  }, indent=1))
+  }
+  if args.peer == "torch":
+    peer = _torch_peer(args)
+    if peer is not None:
+      result["peer"] = {**peer, "images_per_s": round(images / peer["median_s"], 2)}
+      result["ratio_throughput_over_peer"] = {
+          "step": round(peer["median_s"] / step_s, 3),
+          "baseline_grad_step": round(peer["median_s"] / base_s, 3)}
+  print(json.dumps(result, indent=1))
+
+
+def _torch_peer(args) -> dict | None:
+  """The PyTorch peer's JSON, or None (with one line on stderr) when it cannot run."""
+  if args.dtype != "float32" or args.model != "wrn-28-2":
+    print("train_step: the PyTorch peer is WRN-28-2 in float32 only; skipped", file=sys.stderr)
+    return None
+  if not os.path.isfile(args.torch_python):
+    print(f"train_step: no PyTorch interpreter at {args.torch_python} (python -m venv "
+          f".venv-torch && .venv-torch/bin/pip install torch numpy); peer skipped",
+          file=sys.stderr)
+    return None
+  done = subprocess.run([args.torch_python, _PEER, "--batch", str(args.batch), "--mu",
+                         str(args.mu), "--steps", str(args.steps)],
+                        capture_output=True, text=True)
+  if done.returncode != 0:
+    last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    print(f"train_step: the PyTorch peer failed ({last}); skipped", file=sys.stderr)
+    return None
+  return json.loads(done.stdout)
 
 
 if __name__ == "__main__":
