@@ -41,6 +41,7 @@ from assljax.loop.metrics_log import MetricsLog
 from assljax.loop.state import (ACQUIRE, TRAIN_INIT, LoopState, Phase, RunMeta, Schedule,
                                 round_key)
 from assljax.models.core import Model
+from assljax.report.schema import RoundRecord
 from assljax.ssl.train import Trainer, TrainingDiverged, evaluate, make_data
 
 _log = logging.getLogger(__name__)
@@ -450,21 +451,21 @@ def _wrap(strategy_state: Any) -> Any:
 def _record(meta: RunMeta, state: LoopState, queried: list, acquisition_seconds: float,
             dataset: Dataset, experiment: str, strategy: str, label: str, seed: int,
             round_index: int) -> dict:
+  # Built as the report's RoundRecord, so a record the loop writes is valid by
+  # construction (the schema lives in one place: assljax/report/schema.py).
   mask = np.asarray(state.labeled_mask)
-  return {
-      "experiment": experiment, "dataset": dataset.name, "strategy": strategy,
-      "label": label, "seed": int(seed), "round": int(round_index),
-      "num_labels": int(mask.sum()),
-      "test_accuracy": float(meta.current["test_accuracy"]),
-      "per_class_accuracy": meta.current["per_class_accuracy"],
-      "labeled_class_histogram": [int(c) for c in class_histogram(state.pool,
-                                                                  dataset.num_classes)],
-      "queried_indices": [int(i) for i in queried],
-      "acquisition_seconds": float(acquisition_seconds),
-      "training_seconds": float(meta.current["training_seconds"]),
-      "num_classes": int(dataset.num_classes),
-      "class_names": list(dataset.class_names),
-  }
+  return RoundRecord(
+      experiment=experiment, dataset=dataset.name, strategy=strategy, label=label,
+      seed=int(seed), round=int(round_index), num_labels=int(mask.sum()),
+      test_accuracy=float(meta.current["test_accuracy"]),
+      per_class_accuracy=meta.current["per_class_accuracy"],
+      labeled_class_histogram=[int(c) for c in class_histogram(state.pool,
+                                                               dataset.num_classes)],
+      queried_indices=[int(i) for i in queried],
+      acquisition_seconds=float(acquisition_seconds),
+      training_seconds=float(meta.current["training_seconds"]),
+      num_classes=int(dataset.num_classes), class_names=list(dataset.class_names),
+      where=f"{label} seed {seed} round {round_index}").as_dict()
 
 
 def _summary(prefix: str, record: dict) -> str:
