@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from assljax import parallel
-from assljax._validation import UserInputError, check_chunk_size
+from assljax._validation import check_chunk_size
 
 PyTree = Any
 
@@ -73,15 +73,15 @@ def chunked_map(fn: Callable[..., PyTree], *xs: PyTree, chunk_size: int | None) 
   """
   leaves = jax.tree_util.tree_leaves(xs)
   if not leaves:
-    raise UserInputError("chunked_map needs at least one array input.")
+    raise ValueError("chunked_map needs at least one array input.")
   n = leaves[0].shape[0]
   if any(leaf.shape[0] != n for leaf in leaves):
-    raise UserInputError(
+    raise ValueError(
         "chunked_map inputs disagree on the leading dimension: "
         f"{sorted({leaf.shape[0] for leaf in leaves})}.")
   check_chunk_size(chunk_size)
   if n == 0:
-    raise UserInputError("chunked_map got empty inputs (leading dimension 0).")
+    raise ValueError("chunked_map got empty inputs (leading dimension 0).")
   found = parallel.current_data_axis()
   if found is not None:
     return _sharded_chunked_map(fn, xs, n, chunk_size, found)

@@ -18,7 +18,6 @@ import math
 import numbers
 from typing import Any
 
-import jax
 import numpy as np
 
 
@@ -92,6 +91,7 @@ def check_chunk_size(chunk_size: Any) -> int | None:
 
 def is_traced(*trees: Any) -> bool:
   """Whether any leaf of ``trees`` is a tracer (value checks are skipped under ``jit``)."""
+  import jax  # here, so that the light modules using the checks (report, CLI) stay light
   return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(trees))
 
 

@@ -19,6 +19,13 @@ def test_import_is_light():
   assert out.stdout.strip() == "[]"
 
 
+def test_report_and_command_line_do_not_load_jax():
+  # `assljax --help` and `assljax report` run without starting JAX.
+  code = "import sys, assljax.report, assljax.app.cli; print('jax' in sys.modules)"
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+  assert out.stdout.strip() == "False"
+
+
 def test_subpackages_are_lazy_attributes():
   import assljax
   assert assljax.models.build is not None

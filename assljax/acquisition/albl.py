@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from assljax._validation import UserInputError, check_chunk_size
+from assljax._validation import UserInputError, check_chunk_size, check_number
 from assljax.acquisition.base import (Context, check_request, check_selection, get, register)
 from assljax.acquisition.uncertainty import pool_logits
 
@@ -154,12 +154,9 @@ class ALBL:
       except ValueError:
         self._strategies.append(get(name))
     k = len(experts)
-    self.pmin = 1.0 / (10.0 * k) if pmin is None else float(pmin)
-    if not 0.0 < self.pmin <= 1.0 / k:
-      raise UserInputError(f"albl pmin must lie in (0, 1/{k}], got {self.pmin!r}")
-    self.delta = float(delta)
-    if not self.delta > 0.0:
-      raise UserInputError(f"albl delta must be positive, got {delta!r}")
+    self.pmin = 1.0 / (10.0 * k) if pmin is None else check_number(
+        "albl pmin", pmin, low=0.0, high=1.0 / k, include_low=False)
+    self.delta = check_number("albl delta", delta, low=0.0, include_low=False)
 
   def __repr__(self) -> str:
     return (f"ALBL(experts={self.experts!r}, pmin={self.pmin!r}, delta={self.delta!r}, "

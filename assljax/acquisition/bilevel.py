@@ -532,7 +532,7 @@ class BilevelCoreset(StatelessStrategy):
     self.cg_tol = float(cg_tol)
     self.random_fraction = float(random_fraction)
     self.chunk_size = check_chunk_size(chunk_size)
-    self.rcond = float(rcond)
+    self.rcond = check_number("bilevel rcond", rcond, low=0.0, high=1.0, include_high=False)
     self._default_kernels = {}
 
   # -- pieces ----------------------------------------------------------------------

@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from assljax import parallel
-from assljax._validation import UserInputError, check_chunk_size
+from assljax._validation import check_chunk_size, check_number
 from assljax.acquisition.base import Context, StatelessStrategy, check_finite, register
 from assljax.acquisition.uncertainty import RowFn, host_map_rows, top_k_rows
 
@@ -207,9 +207,7 @@ class DynamicAL(StatelessStrategy):
   """
 
   def __init__(self, *, gamma: float = 2.0, chunk_size: int | None = 32):
-    gamma = float(gamma)
-    if not np.isfinite(gamma):
-      raise UserInputError(f"gamma must be a finite number, got {gamma!r}")
+    gamma = check_number("gamma", gamma)
     self.gamma = gamma
     self.chunk_size = check_chunk_size(chunk_size)
 

@@ -140,9 +140,9 @@ def build_algorithm(name: str, options: dict, weak: Callable, strong: Callable):
   accepted = inspect.signature(constructor).parameters
   unknown = sorted(set(options) - set(accepted))
   if unknown:
+    shown = ", ".join(p for p in accepted if p not in ("weak", "strong"))
     raise UserInputError(f"unknown ssl.options for {name}: {', '.join(unknown)}; "
-                         f"accepted: "
-f"{', '.join(p for p in accepted if p not in ('weak', 'strong'))}")
+                         f"accepted: {shown}")
   kwargs = dict(options)
   if "weak" in accepted:
     kwargs["weak"] = weak

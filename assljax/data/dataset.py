@@ -111,9 +111,9 @@ class Dataset:
     if self.kind not in KINDS:
       raise UserInputError(f"dataset kind must be one of {KINDS}, got {self.kind!r}.")
     if len(self.class_names) != self.num_classes or self.num_classes < 2:
-      raise UserInputError(f"dataset {self.name!r} needs at least 2 classes and one name per class,"
-                           f" got num_classes={self.num_classes} and {len(self.class_names)} "
-"names.")
+      raise UserInputError(f"dataset {self.name!r} needs at least 2 classes and one name per "
+                           f"class, got num_classes={self.num_classes} and "
+                           f"{len(self.class_names)} names.")
     if len(set(self.class_names)) != len(self.class_names):
       raise UserInputError(f"dataset {self.name!r} has duplicate class names {self.class_names}.")
     for split_name, split in (("train", self.train), ("test", self.test)):

@@ -73,7 +73,9 @@ def _open(builder: Any, name: str, split: str, data_dir: str | None, folder_load
     if known and split not in known:
       raise UserInputError(f"tensorflow-datasets source {name!r} has no split {split!r};"
                            f" available: {', '.join(known)}.") from err
-    raise
+    # the split string comes from the config (e.g. a malformed slice "train[:x]")
+    raise UserInputError(f"tensorflow-datasets source {name!r} cannot read split "
+                         f"{split!r}: {err}") from err
   return ds
 
 

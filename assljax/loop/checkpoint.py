@@ -134,10 +134,9 @@ class Checkpoints:
     return steps[::-1]
 
   def _warn_skip(self, step: int, error: Exception) -> None:
+    first_line = str(error).splitlines()[0][:160] if str(error) else ""
     message = (f"checkpoint {step} in {self.directory} is unreadable "
-               f"({type(error).__name__}: "
-f"{str(error).splitlines()[0][:160] if str(error) else ''}); "
-               "falling back to the previous one")
+               f"({type(error).__name__}: {first_line}); falling back to the previous one")
     warnings.warn(message, RuntimeWarning, stacklevel=3)
     log.warning(message)
 

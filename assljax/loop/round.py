@@ -155,13 +155,16 @@ def run_loop(*, workdir: str, dataset: Dataset, model: Model, trainer: Trainer, 
   if train_x is not None and np.shape(train_x)[0] != dataset.train.y.shape[0]:
     raise UserInputError(f"train_x has {np.shape(train_x)[0]} rows but the pool has "
                          f"{dataset.train.y.shape[0]}")
-  os.makedirs(workdir, exist_ok=True)
   label = label or strategy.name
   if oracle == oracle_lib.OracleKind.SIMULATED:
     oracle = oracle_lib.SimulatedOracle(dataset.train.y)
   elif oracle == oracle_lib.OracleKind.HUMAN:
     oracle = oracle_lib.CsvOracle(workdir, dataset,
                                   log=lambda line: log(f"[{label} seed {seed}] {line}"))
+  if not callable(getattr(oracle, "answer", None)):
+    raise UserInputError(f"oracle must be 'simulated', 'human' or an object with "
+                         f"answer(round_index, pending), got {oracle!r}")
+  os.makedirs(workdir, exist_ok=True)
   run = _Run(workdir=workdir, dataset=dataset, model=model, trainer=trainer,
              strategy=strategy, schedule=schedule, seed=seed, train_steps=train_steps,
              reinit=reinit, oracle=oracle, checkpoint_every=checkpoint_every,
@@ -262,7 +265,6 @@ class _Run:
     meta.records.append(_record(meta, state, queried, acquisition_seconds, self.dataset,
                                 self.experiment, self.strategy.name, self.run_label, self.seed,
                                 int(state.round)))
-    self.log(_summary(self.prefix(state), meta.records[-1]))
 
   # ========================== start or resume ==========================
 
@@ -400,6 +402,7 @@ class _Run:
       self.finish_round(state, meta, [], 0.0)
       meta.phase = Phase.DONE
       self.save(state, meta)
+      self.log(_summary(self.prefix(state), meta.records[-1]))
       return state
     variables = self.trainer.eval_variables(state.train)
     apply_fn, embed_fn = self.model.bind(variables.batch_stats)
@@ -434,6 +437,7 @@ class _Run:
     pool = add_labels(state.pool, np.asarray(pending, np.int32), np.asarray(answers),
                       num_classes=self.num_classes)
     self.finish_round(state, meta, pending, meta.current.get("acquisition_seconds", 0.0))
+    self.log(_summary(self.prefix(state), meta.records[-1]))
     state = state._replace(round=jnp.asarray(round_index + 1, jnp.int32),
                            labeled_mask=pool.labeled_mask, labels=pool.labels)
     continued = None if self.reinit else self.trainer.variables(state.train)
@@ -454,18 +458,22 @@ def _record(meta: RunMeta, state: LoopState, queried: list, acquisition_seconds:
   # Built as the report's RoundRecord, so a record the loop writes is valid by
   # construction (the schema lives in one place: assljax/report/schema.py).
   mask = np.asarray(state.labeled_mask)
-  return RoundRecord(
-      experiment=experiment, dataset=dataset.name, strategy=strategy, label=label,
-      seed=int(seed), round=int(round_index), num_labels=int(mask.sum()),
-      test_accuracy=float(meta.current["test_accuracy"]),
-      per_class_accuracy=meta.current["per_class_accuracy"],
-      labeled_class_histogram=[int(c) for c in class_histogram(state.pool,
-                                                               dataset.num_classes)],
-      queried_indices=[int(i) for i in queried],
-      acquisition_seconds=float(acquisition_seconds),
-      training_seconds=float(meta.current["training_seconds"]),
-      num_classes=int(dataset.num_classes), class_names=list(dataset.class_names),
-      where=f"{label} seed {seed} round {round_index}").as_dict()
+  try:
+    record = RoundRecord(
+        experiment=experiment, dataset=dataset.name, strategy=strategy, label=label,
+        seed=int(seed), round=int(round_index), num_labels=int(mask.sum()),
+        test_accuracy=float(meta.current["test_accuracy"]),
+        per_class_accuracy=meta.current["per_class_accuracy"],
+        labeled_class_histogram=[int(c) for c in class_histogram(state.pool,
+                                                                 dataset.num_classes)],
+        queried_indices=[int(i) for i in queried],
+        acquisition_seconds=float(acquisition_seconds),
+        training_seconds=float(meta.current["training_seconds"]),
+        num_classes=int(dataset.num_classes), class_names=list(dataset.class_names),
+        where=f"{label} seed {seed} round {round_index}")
+  except UserInputError as err:  # the loop built this record: a bug, not the user's input
+    raise RuntimeError(f"assljax wrote an invalid result record: {err}") from err
+  return record.as_dict()
 
 
 def _summary(prefix: str, record: dict) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import logging
 from typing import Any, NamedTuple
 
 import jax
@@ -86,7 +87,7 @@ class Schedule(NamedTuple):
     plan = validate_query_plan(pool_size, num_classes, initial_per_class, query_size, budget,
                                extra=initial_extra)
     if plan.initial == 0 and mode in (Mode.SEQUENTIAL, Mode.SINGLE_SHOT):
-      raise UserInputError(f"mode {mode!r} trains on the initial labels first, and "
+      raise UserInputError(f"mode {mode.value!r} trains on the initial labels first, and "
                            f"initial_per_class is 0; use mode 'random_init_first' (or "
                            f"'zero_shot') to let the untrained network make the first query")
     if mode in (Mode.SEQUENTIAL, Mode.RANDOM_INIT_FIRST):
@@ -141,6 +142,10 @@ class RunMeta:
     """The inverse of :meth:`to_json`; missing fields take their defaults (checkpoints
     written before a field existed)."""
     names = {field.name for field in dataclasses.fields(cls)}
+    unknown = sorted(set(value) - names - {"has_extra"})
+    if unknown:  # written by another version of assljax: dropped, but never silently
+      logging.getLogger(__name__).warning("run metadata fields %s are not known to this "
+                                          "version and are dropped", ", ".join(unknown))
     meta = cls(**{key: item for key, item in value.items() if key in names})
     meta.phase = Phase(meta.phase)
     return meta

@@ -114,7 +114,7 @@ class SSLData(NamedTuple):
 
 def _padded(indices: np.ndarray, capacity: int, what: str) -> np.ndarray:
   if indices.size > capacity:
-    raise UserInputError(f"{indices.size} {what} indices do not fit the capacity {capacity}.")
+    raise ValueError(f"{indices.size} {what} indices do not fit the capacity {capacity}.")
   out = np.zeros((capacity,), np.int32)
   out[:indices.size] = indices
   return out

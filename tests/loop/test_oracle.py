@@ -1,5 +1,7 @@
 """Oracles: the simulated one, and the human CSV round trip with strict validation."""
 
+import os
+
 import numpy as np
 import pytest
 from matplotlib import image as mpimg
@@ -112,3 +114,17 @@ def test_any_oracle_object_labels_the_queries(tiny_config_path, tmp_path):
   initial = np.asarray(status.records[0]["labeled_class_histogram"])
   final = np.asarray(status.records[-1]["labeled_class_histogram"])
   np.testing.assert_array_equal(final, initial + np.bincount(swapped, minlength=final.size))
+
+
+def test_an_object_without_answer_is_refused_before_any_work(tmp_path):
+  from assljax.loop.round import run_loop
+  with pytest.raises(ValueError, match="oracle must be 'simulated', 'human' or an object"):
+    run_loop(workdir=str(tmp_path), dataset=_FakeDataset(), model=None, trainer=None,
+             strategy=None, schedule=None, seed=0, train_steps=1, oracle=None,
+             label="x", log=lambda _: None)
+  assert os.listdir(tmp_path) == []   # nothing written
+
+
+class _FakeDataset:
+  class train:
+    y = np.zeros(4, np.int32)
