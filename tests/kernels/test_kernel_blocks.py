@@ -27,7 +27,8 @@ def test_feature_map_is_the_features_or_none(mlp):
   phi = via_embed.feature_map()
   assert callable(phi)
   np.testing.assert_array_equal(phi(x), via_embed.features(x))
-  np.testing.assert_allclose(phi(x), last_layer_features(embed_fn(params, x), C), rtol=1e-6)
+  np.testing.assert_allclose(phi(x), last_layer_features(embed_fn(params, x), C), rtol=1e-6,
+                             atol=1e-7)  # chunked vs whole: float32 rounding of ~0 entries
   np.testing.assert_allclose(phi(x[:5]) @ phi(x[5:]).T, via_embed(x[:5], x[5:]), rtol=1e-5,
                              atol=1e-6)
   assert Kernel.empirical(apply_fn, params, param_filter="last_layer").feature_map() is not None

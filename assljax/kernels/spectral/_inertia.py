@@ -28,7 +28,7 @@ from assljax import parallel
 
 _NEAR_POLES = 2      # poles kept out of the Schur complement by _deflated_count
 _COUNT_NOISE = 2.0   # multiple of eps in the rounding bound of S(x)'s eigenvalues
-_RECOUNT_BATCH = 8   # unsure counts redone per pass (_recount_unsure)
+_RECOUNT_BATCH = 8   # rows redone per pass (update_rows)
 
 
 def sym(M: jax.Array) -> jax.Array:
@@ -63,6 +63,14 @@ def schur(lam, Z, D, x, *, sigma: float):
   S = D - sigma * x[:, None, None] * eye[None] - jnp.matmul(
       jnp.swapaxes(Z, 1, 2), Z * w[:, :, None])
   return sym(S), raw, diff, w, below
+
+
+def schur_noise(Z, D, x, w, *, sigma: float):
+  """``(c,)`` rounding bound of ``S(x)``'s computed eigenvalues (and Rayleigh quotients):
+  ``_COUNT_NOISE eps (||D|| + |σ x| + Σ_i ||z_i||² / |Λ_i - x|)``."""
+  eps = jnp.finfo(Z.dtype).eps
+  return _COUNT_NOISE * eps * (jnp.sqrt(jnp.sum(D * D, axis=(1, 2))) + jnp.abs(sigma * x)
+                               + jnp.sum(jnp.sum(Z * Z, axis=2) * jnp.abs(w), axis=1))
 
 
 def _deflated_count(lam, Z, D, x, raw, w, *, sigma: float, offset: int):
@@ -107,24 +115,35 @@ def _deflated_count(lam, Z, D, x, raw, w, *, sigma: float, offset: int):
   return below_far + jnp.sum((mu < 0).astype(jnp.int32), axis=1) + offset
 
 
-def _recount_unsure(lam, Z, D, x, raw, w, count, unsure, *, sigma: float, offset: int):
-  """``count`` with the ``unsure`` candidates recounted by :func:`_deflated_count`.
+def update_rows(todo, fn, inputs, outputs):
+  """``outputs`` with the rows where ``todo`` replaced by ``fn(*inputs[rows])``.
 
-  They are few (a few percent of the candidates per step), so they are gathered
-  ``_RECOUNT_BATCH`` at a time rather than recounting the whole chunk.
+  The rows to redo are few (a few percent of a chunk per step), so they are gathered
+  ``_RECOUNT_BATCH`` at a time rather than redoing the whole chunk.
+
+  Args:
+    todo: ``(c,)`` bool, the rows to redo.
+    fn: ``(*inputs rows) -> tuple`` shaped like ``outputs`` with ``b`` rows.
+    inputs: tuple of ``(c, ...)`` arrays, gathered per pass.
+    outputs: tuple of ``(c, ...)`` arrays.
+
+  Returns:
+    ``outputs`` updated, as a tuple.
   """
-  batch = min(_RECOUNT_BATCH, x.shape[0])
+  batch = min(_RECOUNT_BATCH, todo.shape[0])
 
   def body(state):
-    count, todo = state
+    outs, todo = state
     pick = jax.lax.top_k(todo.astype(jnp.int32), batch)[1]           # todo ones first
     take = lambda a: jnp.take(a, pick, axis=0)
-    fixed = _deflated_count(lam, take(Z), take(D), take(x), take(raw), take(w),
-                            sigma=sigma, offset=offset)
-    count = count.at[pick].set(jnp.where(take(todo), fixed, take(count)))
-    return count, todo.at[pick].set(False)
+    redo = take(todo)
+    fixed = fn(*map(take, inputs))
+    outs = tuple(
+        o.at[pick].set(jnp.where(redo.reshape((-1,) + (1,) * (o.ndim - 1)), new, take(o)))
+        for o, new in zip(outs, fixed))
+    return outs, todo.at[pick].set(False)
 
-  return jax.lax.while_loop(lambda state: jnp.any(state[1]), body, (count, unsure))[0]
+  return jax.lax.while_loop(lambda state: jnp.any(state[1]), body, (tuple(outputs), todo))[0]
 
 
 def checked_count(lam, Z, D, x, atol, *, sigma: float, offset: int):
@@ -138,15 +157,12 @@ def checked_count(lam, Z, D, x, atol, *, sigma: float, offset: int):
   about ``μ_m / slope_m`` away (``slope_m = -dμ_m/dx = σ + Σ_i (z_iᵀ v_m)² / (Λ_i -
   x)²``), may lie farther than ``atol`` from ``x``, i.e. next to a pole. The slope is
   taken for the eigenvalue nearest 0 (two within ``err`` of 0 count as unsure). Unsure
-  counts are redone on the pole-deflated matrix (:func:`_recount_unsure`).
+  counts are redone on the pole-deflated matrix (through :func:`update_rows`).
   """
-  dtype = Z.dtype
   S, raw, diff, w, below = schur(lam, Z, D, x, sigma=sigma)
   mu, V = per_matrix(jnp.linalg.eigh, S)                              # ascending
   count = below + jnp.sum((mu < 0).astype(jnp.int32), axis=1) + offset
-  eps = jnp.finfo(dtype).eps
-  err = _COUNT_NOISE * eps * (jnp.sqrt(jnp.sum(D * D, axis=(1, 2))) + jnp.abs(sigma * x)
-                              + jnp.sum(jnp.sum(Z * Z, axis=2) * jnp.abs(w), axis=1))
+  err = schur_noise(Z, D, x, w, sigma=sigma)
   small = jnp.abs(mu) <= err[:, None]                                   # (c, g)
   # the slope of the eigenvalue nearest 0 only (O(l g), not O(l g²)); two small ones: unsure
   nearest = jnp.argmin(jnp.abs(mu), axis=1)
@@ -155,7 +171,8 @@ def checked_count(lam, Z, D, x, atol, *, sigma: float, offset: int):
   slope = sigma + jnp.sum(zv * zv * w * w, axis=1)                      # (c,)
   n_small = jnp.sum(small.astype(jnp.int32), axis=1)
   unsure = (n_small >= 2) | ((n_small == 1) & (err > atol * slope))
-  count = _recount_unsure(lam, Z, D, x, raw, w, count, unsure, sigma=sigma, offset=offset)
+  recount = lambda *rows: (_deflated_count(lam, *rows, sigma=sigma, offset=offset),)
+  count, = update_rows(unsure, recount, (Z, D, x, raw, w), (count,))
   return count, (S, raw, diff, w, below, mu, V)
 
 

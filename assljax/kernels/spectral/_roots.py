@@ -16,7 +16,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from assljax.kernels.spectral._inertia import checked_count, per_matrix, schur
+from assljax.kernels.spectral._inertia import (checked_count, per_matrix, schur, schur_noise,
+                                               update_rows)
 
 _MAX_MODEL_RUN = 16   # model steps in a row before a forced bisection
 _RQI_STEPS = 1        # Rayleigh-quotient steps per evaluation for the smallest eigenvalue
@@ -120,14 +121,16 @@ def _evaluate_smallest(lam, Z, D, x, v, *, sigma: float):
     v = jnp.where(ok, y / jnp.where(ok, norm, 1.0), v)
   f = jnp.einsum("cg,cgh,ch->c", v, S, v)
   # S is indefinite but vᵀ S v >= 0: the tracked vector lost v_1 (after a long jump of x);
-  # take the exact eigenpair for this chunk then (rare, so the eigh is skipped otherwise)
-  lost = (below == 0) & above & (f >= 0)
+  # take the exact eigenpair of those candidates only (tens per chunk in the first steps,
+  # gathered, not the whole chunk's eigh). A quotient within S's rounding of 0 is not
+  # lost: its proposal lands next to x, which the bracket's nudge handles.
+  lost = (below == 0) & above & (f > schur_noise(Z, D, x, w, sigma=sigma))
 
-  def exact(v, f):
+  def exact(S):
     mu, V = per_matrix(jnp.linalg.eigh, S)
-    return (jnp.where(lost[:, None], V[:, :, 0], v), jnp.where(lost, mu[:, 0], f))
+    return V[:, :, 0], mu[:, 0]
 
-  v, f = jax.lax.cond(jnp.any(lost), exact, lambda v, f: (v, f), v, f)
+  v, f = update_rows(lost, exact, (S,), (v, f))
   proposal = _model_step(Z, raw, diff, w, x, f, v, sigma=sigma)
   return above, jnp.where(below == 0, proposal, jnp.nan), v
 
