@@ -59,6 +59,11 @@ When ``l + Q`` exceeds the rank of the kernel (``d + 1`` for the last-layer NTK 
 0 for all of them; NPC then returns its first candidate, a uniformly random batch. Pass
 ``positive_only=True`` to rank by the smallest positive eigenvalue instead.
 
+NPC needs only the best of its ``m`` candidates, so with many candidates it first bounds
+every score from above (two root-finder steps, certified by an inertia count) and solves
+exactly only the candidates whose bound can reach the best exact score found
+(:meth:`NPC.best`); the pick is the same as scoring every candidate exactly.
+
 Deterministic for a key: candidate batches come from Floyd's algorithm with
 ``jax.random`` keys folded from ``key``, CRC's partition from ``jax.random.permutation``,
 and ties go to the first candidate. The solver is compiled per labeled-set size and
@@ -86,6 +91,10 @@ PyTree = Any
 _EMBED_CHUNK = 256
 _KERNEL_ROWS = 256   # samples per kernel call when building Gram blocks without features
 _HOST_ROWS = 4096    # pool samples gathered per feature-map call
+_SEARCH_MIN = 4096   # NPC candidates above which the argmax is searched with bounds first
+_SEARCH_TOP = 64     # candidates solved exactly per block, highest bounds first
+_SEARCH_BLOCKS = 8   # more blocks than this left after the first: solved in one call
+_BOUND_STEPS = 2     # root-finder steps per bound (3 bounds tighter, but cost more)
 
 
 @functools.partial(jax.jit, static_argnames=("num_sets", "size", "n"))
@@ -134,7 +143,7 @@ def _map_rows(phi: Callable[[jax.Array], jax.Array], x: jax.Array,
 
 def _spectral_scores(kernel: Any, x: jax.Array, labeled: np.ndarray, groups: np.ndarray, *,
                      positive_only: bool, rtol: float | None, chunk_size: int | None,
-                     method: str) -> np.ndarray:
+                     method: str, bound_steps: int | None = None) -> np.ndarray:
   """Smallest (positive) eigenvalue of the kernel's Gram over ``labeled ∪ group`` per group.
 
   Args:
@@ -142,7 +151,7 @@ def _spectral_scores(kernel: Any, x: jax.Array, labeled: np.ndarray, groups: np.
     x: ``(N, ...)`` the pool.
     labeled: ``(l,)`` pool rows of the labeled set (may be empty).
     groups: ``(m, g)`` pool rows of each group.
-    positive_only, rtol, chunk_size, method: as for
+    positive_only, rtol, chunk_size, method, bound_steps: as for
       :func:`assljax.kernels.batch_min_eigenvalues`.
 
   Returns:
@@ -156,7 +165,8 @@ def _spectral_scores(kernel: Any, x: jax.Array, labeled: np.ndarray, groups: np.
   # so that the solver compiles once per size class, not once per draw
   padded = max(8, 1 << (len(rows_u) - 1).bit_length())
   rows_u = np.concatenate([rows_u, np.full(padded - len(rows_u), rows_u[0])])
-  opts = dict(positive_only=positive_only, rtol=rtol, chunk_size=chunk_size, method=method)
+  opts = dict(positive_only=positive_only, rtol=rtol, chunk_size=chunk_size, method=method,
+              bound_steps=bound_steps)
   phi = kernel.feature_map()
   if phi is not None:
     phi_u = _map_rows(phi, x, rows_u)
@@ -187,15 +197,19 @@ class _SpectralStrategy(StatelessStrategy):
     self.method = method
     self.embed_chunk_size = check_positive_int("embed_chunk_size", embed_chunk_size)
 
-  def scores(self, ctx: Context, groups: np.ndarray, *, positive_only: bool) -> np.ndarray:
+  def scores(self, ctx: Context, groups: np.ndarray, *, positive_only: bool,
+             bound_steps: int | None = None) -> np.ndarray:
     """``(m,)`` smallest (positive) eigenvalue of the Gram over labeled ∪ each group.
 
-    ``groups``: ``(m, g)`` pool indices. The kernel is chosen as in the module doc.
+    ``groups``: ``(m, g)`` pool indices. The kernel is chosen as in the module doc. With
+    ``bound_steps``, certified upper bounds instead
+    (:func:`assljax.kernels.batch_min_eigenvalues`).
     """
     kernel = _kernel_for(ctx, self.embed_chunk_size)
     return _spectral_scores(kernel, ctx.x, ctx.labeled_indices(), np.asarray(groups),
                             positive_only=positive_only, rtol=self.rtol,
-                            chunk_size=self.chunk_size, method=self.method)
+                            chunk_size=self.chunk_size, method=self.method,
+                            bound_steps=bound_steps)
 
 
 @register("npc")
@@ -230,10 +244,48 @@ class NPC(_SpectralStrategy):
     pos = random_subsets(key, num_sets=m, size=budget, n=len(unlabeled))
     return unlabeled[np.asarray(pos)]
 
+  def best(self, ctx: Context, batches: np.ndarray) -> int:
+    """Row of ``batches`` with the largest score, the first among equals: ``np.argmax`` of
+    :meth:`scores`, without solving every candidate exactly when there are many.
+
+    Above ``_SEARCH_MIN`` candidates, every candidate first gets a cheap upper bound
+    (``_BOUND_STEPS`` root-finder steps, certified by an inertia count); candidates are
+    then solved exactly in blocks of ``_SEARCH_TOP``, highest bounds first, until the
+    next block's highest bound is below the best value found (or, when more than
+    ``_SEARCH_BLOCKS`` blocks could still reach it, all of those at once). The others
+    cannot win or tie: a bound is never below the candidate's exactly solved score.
+    After two Newton steps most bounds are close, so a few blocks of tens of thousands
+    of candidates are solved.
+    """
+    score = functools.partial(self.scores, ctx, positive_only=self.positive_only)
+    if len(batches) <= _SEARCH_MIN:
+      return int(np.argmax(score(batches)))
+    bounds = score(batches, bound_steps=_BOUND_STEPS)
+    order = np.argsort(-bounds, kind="stable")
+
+    def solve(rows: np.ndarray) -> dict[int, float]:
+      # padded (repeating rows) to a block or a power of two, so that the solver compiles
+      # once per size class, not once per count
+      size = max(_SEARCH_TOP, 1 << (len(rows) - 1).bit_length())
+      return dict(zip(rows.tolist(), score(batches[np.resize(rows, size)])[:len(rows)].tolist()))
+
+    exact = solve(order[:_SEARCH_TOP])
+    rest = order[_SEARCH_TOP:]
+    rest = rest[bounds[rest] >= max(exact.values())]
+    if len(rest) > _SEARCH_BLOCKS * _SEARCH_TOP:   # loose bounds: all at once
+      exact.update(solve(rest))
+    else:   # highest bounds first, until the next block cannot reach the best value
+      for start in range(0, len(rest), _SEARCH_TOP):
+        block = rest[start:start + _SEARCH_TOP]
+        if bounds[block[0]] < max(exact.values()):
+          break
+        exact.update(solve(block))
+    best_value = max(exact.values())
+    return min(i for i, value in exact.items() if value == best_value)
+
   def _select(self, key: jax.Array, ctx: Context, budget: int) -> jax.Array:
     batches = self.candidates(key, ctx, budget)
-    scores = self.scores(ctx, batches, positive_only=self.positive_only)
-    return jnp.asarray(batches[int(np.argmax(scores))], jnp.int32)
+    return jnp.asarray(batches[self.best(ctx, batches)], jnp.int32)
 
 
 @register("crc")

@@ -352,3 +352,30 @@ def test_dispatcher_choices():
   assert choose_method(l=0, g=5) == "dense"
   assert choose_method(l=3, g=10) == "dense"
   assert choose_method(l=0, g=5, d=3) == "features"
+
+
+@pytest.mark.parametrize("method,positive_only,d", [("bordered", False, 40),
+                                                    ("bordered", True, 40),
+                                                    ("features", True, 10)])
+def test_bound_steps_give_upper_bounds_never_below_the_solve(method, positive_only, d):
+  rng = np.random.default_rng(11)
+  phi_l = rng.normal(size=(L, d)).astype(np.float32)
+  pool = rng.normal(size=(30, d)).astype(np.float32)
+  index = np.stack([rng.choice(30, G, replace=False) for _ in range(16)]).astype(np.int32)
+  opts = dict(phi_L=phi_l, phi_G=pool, index=index, method=method,
+              positive_only=positive_only, chunk_size=8)
+  exact = np.asarray(batch_min_eigenvalues(**opts))
+  ref = reference(assembled(*blocks_of(phi_l.astype(np.float64), pool[index].astype(np.float64))),
+                  positive_only=positive_only)[0]
+  previous = np.inf
+  for steps in (1, 2, 4, 1000):
+    bounds = np.asarray(batch_min_eigenvalues(**opts, bound_steps=steps))
+    # certified by the inertia count (>= the exact eigenvalue) and never below the full
+    # solve (a candidate's iterates do not depend on the others), tightening with steps
+    assert np.all(bounds >= exact)
+    assert np.all(bounds >= ref - 1e-5 * np.abs(ref).max())
+    assert np.all(bounds <= previous)
+    previous = bounds
+  np.testing.assert_allclose(bounds, exact, rtol=0, atol=1e-5 * np.abs(ref).max())
+  with pytest.raises(ValueError, match="bound_steps"):
+    batch_min_eigenvalues(**opts, bound_steps=0)

@@ -7,7 +7,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from assljax._validation import UserInputError, check_chunk_size
+from assljax._validation import UserInputError, check_chunk_size, check_positive_int
 from assljax.kernels.spectral import _driver, _inputs
 from assljax.kernels.spectral._solvers import Method, choose_method
 
@@ -109,7 +109,7 @@ def batch_min_eigenvalues(K_LL: jax.Array | None = None, K_LG: jax.Array | None 
                           phi_G: jax.Array | None = None, index: jax.Array | None = None,
                           positive_only: bool = True, rtol: float | None = None,
                           chunk_size: int | None = DEFAULT_CHUNK_SIZE,
-                          method: str = "auto") -> jax.Array:
+                          method: str = "auto", bound_steps: int | None = None) -> jax.Array:
   """Smallest (positive) eigenvalue of the Gram over ``labeled ∪ G_i`` for many ``G_i``.
 
   Give either Gram blocks or features:
@@ -133,13 +133,20 @@ def batch_min_eigenvalues(K_LL: jax.Array | None = None, K_LG: jax.Array | None 
       the smallest eigenvalue.
     rtol: positive-only tolerance; None for :func:`default_rtol`.
     chunk_size: candidates per ``lax.map`` step (None: all at once).
+    bound_steps: instead of the eigenvalues, return upper bounds certified by an inertia
+      count after at most this many root-finder steps of the bordered or feature-space
+      solver (the dense method returns the eigenvalues themselves). A candidate's bound
+      is never below the value the full solve returns for it (its iterates do not depend
+      on the other candidates), so candidates whose bound is below some candidate's
+      value can be dropped from a search for the largest value: NPC's argmax.
 
   Returns:
-    ``(m,)`` eigenvalues in the inputs' floating dtype.
+    ``(m,)`` eigenvalues (or upper bounds) in the inputs' floating dtype.
   """
   if method not in _METHODS:
     raise UserInputError(f"method must be one of {', '.join(_METHODS)}, got {method!r}.")
   check_chunk_size(chunk_size)
+  bound_steps = check_positive_int("bound_steps", bound_steps, allow_none=True)
   have_blocks = any(a is not None for a in (K_LL, K_LG, K_GG))
   have_features = phi_L is not None or phi_G is not None
   if have_blocks == have_features:
@@ -170,4 +177,5 @@ def batch_min_eigenvalues(K_LL: jax.Array | None = None, K_LG: jax.Array | None 
   if inputs.m == 0:
     return jnp.zeros((0,), dtype)
   return _driver.score(inputs, scale, jnp.asarray(rtol, dtype), method=method,
-                       positive_only=bool(positive_only), chunk_size=chunk_size)
+                       positive_only=bool(positive_only), chunk_size=chunk_size,
+                       bound_steps=bound_steps)

@@ -124,9 +124,11 @@ class _FeatureSource:
 # entry points (jitted)
 
 
-@functools.partial(jax.jit, static_argnames=("method", "positive_only", "chunk_size"))
+@functools.partial(jax.jit,
+                   static_argnames=("method", "positive_only", "chunk_size", "bound_steps"))
 def score(inputs: Blocks | Features, scale: jax.Array, rtol: jax.Array, *, method: Method,
-          positive_only: bool, chunk_size: int | None) -> jax.Array:
+          positive_only: bool, chunk_size: int | None,
+          bound_steps: int | None = None) -> jax.Array:
   """``(m,)`` smallest (positive) eigenvalue of the Gram over labeled ∪ each candidate.
 
   Args:
@@ -136,13 +138,16 @@ def score(inputs: Blocks | Features, scale: jax.Array, rtol: jax.Array, *, metho
     method: the solver; ``Method.FEATURES`` needs :class:`Features`.
     positive_only: smallest eigenvalue above ``rtol * ||M||_F`` (0 if none).
     chunk_size: candidates per ``lax.map`` step (None: all at once).
+    bound_steps: return certified upper bounds after this many root-finder steps
+      (``_roots.kth_eigenvalue``); None for the eigenvalues.
 
   Returns:
-    ``(m,)`` eigenvalues; NaN for candidates with non-finite inputs (reachable only
+    ``(m,)`` eigenvalues (or upper bounds); NaN for candidates with non-finite inputs (reachable only
     when traced: concrete non-finite inputs are refused before).
   """
   source = (_FeatureSource if isinstance(inputs, Features) else _BlockSource)(inputs, scale)
-  plan = SOLVERS[method](source, positive_only=positive_only, rtol=rtol)
+  plan = SOLVERS[method](source, positive_only=positive_only, rtol=rtol,
+                         bound_steps=bound_steps)
 
   def chunk(ids):
     args, ok = plan.gather(ids)

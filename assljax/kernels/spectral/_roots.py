@@ -136,7 +136,7 @@ def _evaluate_smallest(lam, Z, D, x, v, *, sigma: float):
 
 
 def kth_eigenvalue(lam, Z, D, k, lo, hi, atol, x0=None, *, sigma: float, offset: int,
-                   smallest: bool = False):
+                   smallest: bool = False, bound_steps: int | None = None):
   """Smallest ``x`` with ``count(x) >= k``, given ``count(lo) < k <= count(hi)``.
 
   Every evaluated point moves one end of the bracket ``[lo, hi]`` (by the exact inertia
@@ -151,10 +151,14 @@ def kth_eigenvalue(lam, Z, D, k, lo, hi, atol, x0=None, *, sigma: float, offset:
   per-step ``eigh`` by a Cholesky and one Rayleigh-quotient step
   (:func:`_evaluate_smallest`). Stops per candidate once ``hi - lo <= atol``; returns
   the midpoint ``(c,)``. ``x0`` is the first point evaluated (default: just below ``hi``).
+
+  With ``bound_steps = s`` it stops after at most ``s`` steps and returns ``hi`` instead: an
+  upper bound on the eigenvalue certified by the inertia count, and, since a candidate's
+  iterates do not depend on the others, never below what the full iteration returns.
   """
   dtype = Z.dtype
   c, g = Z.shape[0], Z.shape[2]
-  max_iter = _max_iter(dtype)
+  max_iter = _max_iter(dtype) if bound_steps is None else min(_max_iter(dtype), bound_steps)
   if x0 is None:
     x0 = jnp.maximum(0.5 * (lo + hi), hi - atol)
 
@@ -190,4 +194,4 @@ def kth_eigenvalue(lam, Z, D, k, lo, hi, atol, x0=None, *, sigma: float, offset:
   done0 = (hi - lo) <= atol
   state = (jnp.zeros((), jnp.int32), lo, hi, x0, v0, jnp.zeros((c,), jnp.int32), done0)
   _, lo, hi, *_ = jax.lax.while_loop(cond, body, state)
-  return 0.5 * (lo + hi)
+  return hi if bound_steps is not None else 0.5 * (lo + hi)

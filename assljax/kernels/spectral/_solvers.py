@@ -111,13 +111,15 @@ def dense_chunk(M: jax.Array, *, positive_only: bool, rtol: jax.Array) -> jax.Ar
   return jnp.where(jnp.isfinite(best), best, 0.0).astype(M.dtype)
 
 
-def _bordered_chunk(lam, Z, D, fro2_fixed, *, positive_only: bool,
-                    rtol: jax.Array) -> jax.Array:
+def _bordered_chunk(lam, Z, D, fro2_fixed, *, positive_only: bool, rtol: jax.Array,
+                    bound_steps: int | None = None) -> jax.Array:
   """Bordered solve for one chunk: ``(c,)`` smallest (positive) eigenvalues.
 
   Args:
     lam: ``(l,)`` eigenvalues of ``K_LL``; ``Z``: ``(c, l, g)`` = ``Qᵀ K_LG``;
     D: ``(c, g, g)`` = ``K_GG``; fro2_fixed: ``||K_LL||_F^2``.
+    bound_steps: stop after this many root-finder steps and return certified upper
+      bounds (:func:`kth_eigenvalue`); None for the eigenvalues.
   """
   dtype = Z.dtype
   l, g = Z.shape[1], Z.shape[2]
@@ -136,7 +138,7 @@ def _bordered_chunk(lam, Z, D, fro2_fixed, *, positive_only: bool,
   lhat = jnp.maximum(jnp.maximum(lam_abs, jnp.max(jnp.abs(diagD), axis=1)), fro / n)
   atol = 4.0 * eps * jnp.maximum(lhat, jnp.finfo(dtype).tiny)
   count = functools.partial(count_below, sigma=1.0, offset=0)
-  solve = functools.partial(kth_eigenvalue, sigma=1.0, offset=0)
+  solve = functools.partial(kth_eigenvalue, sigma=1.0, offset=0, bound_steps=bound_steps)
   if not positive_only:
     solve = functools.partial(solve, smallest=True)
     k = jnp.ones((c,), jnp.int32)
@@ -160,13 +162,14 @@ def _bordered_chunk(lam, Z, D, fro2_fixed, *, positive_only: bool,
   return jnp.where(none, 0.0, out).astype(dtype)
 
 
-def _features_chunk(lam, Y, fro2_fixed, n, *, positive_only: bool,
-                    rtol: jax.Array) -> jax.Array:
+def _features_chunk(lam, Y, fro2_fixed, n, *, positive_only: bool, rtol: jax.Array,
+                    bound_steps: int | None = None) -> jax.Array:
   """Feature-space solve for one chunk: ``(c,)`` smallest (positive) eigenvalues of ``Φ Φᵀ``.
 
   Args:
     lam: ``(d,)`` eigenvalues of ``Φ_Lᵀ Φ_L``; ``Y``: ``(c, d, g)`` = ``Qᵀ Φ_Gᵀ``;
     fro2_fixed: ``||Φ_Lᵀ Φ_L||_F^2``; n: rows of the Gram, ``l + g``.
+    bound_steps: as for :func:`_bordered_chunk`.
   """
   dtype = Y.dtype
   d, g = Y.shape[1], Y.shape[2]
@@ -180,7 +183,7 @@ def _features_chunk(lam, Y, fro2_fixed, n, *, positive_only: bool,
   atol = 4.0 * eps * jnp.maximum(lhat, jnp.finfo(dtype).tiny)
   D = jnp.broadcast_to(-jnp.eye(g, dtype=dtype)[None], (c, g, g))
   count = functools.partial(count_below, sigma=0.0, offset=-g)
-  solve = functools.partial(kth_eigenvalue, sigma=0.0, offset=-g)
+  solve = functools.partial(kth_eigenvalue, sigma=0.0, offset=-g, bound_steps=bound_steps)
   upper = lam[-1] + uf2 + atol
   if not positive_only:
     if n > d:  # rank(Φ Φᵀ) <= d < n: exactly singular
@@ -204,8 +207,10 @@ def _features_chunk(lam, Y, fro2_fixed, n, *, positive_only: bool,
 # plans: what each solver gathers per chunk, once the fixed block is decomposed
 
 
-def _dense(source: CandidateSource, *, positive_only: bool, rtol: jax.Array) -> Plan:
-  """One ``eigvalsh`` per assembled matrix ``[[A, B], [Bᵀ, D]]``."""
+def _dense(source: CandidateSource, *, positive_only: bool, rtol: jax.Array,
+           bound_steps: int | None = None) -> Plan:
+  """One ``eigvalsh`` per assembled matrix ``[[A, B], [Bᵀ, D]]`` (exact: no bound mode)."""
+  del bound_steps
   A = source.labeled_gram()
   l = source.l
 
@@ -220,7 +225,8 @@ def _dense(source: CandidateSource, *, positive_only: bool, rtol: jax.Array) -> 
   return Plan(gather, solve, rows=(True, False))
 
 
-def _bordered(source: CandidateSource, *, positive_only: bool, rtol: jax.Array) -> Plan:
+def _bordered(source: CandidateSource, *, positive_only: bool, rtol: jax.Array,
+              bound_steps: int | None = None) -> Plan:
   """``A = Q diag(Λ) Qᵀ`` once; per candidate the border ``Qᵀ B`` and ``D``."""
   A = source.labeled_gram()
   lam, Q = jnp.linalg.eigh(A)
@@ -232,11 +238,12 @@ def _bordered(source: CandidateSource, *, positive_only: bool, rtol: jax.Array) 
     return (lam, Z, D, fro2, rtol), ok
 
   solve = lambda lam, Z, D, fro2, rtol: _bordered_chunk(
-      lam, Z, D, fro2, positive_only=positive_only, rtol=rtol)
+      lam, Z, D, fro2, positive_only=positive_only, rtol=rtol, bound_steps=bound_steps)
   return Plan(gather, solve, rows=(False, True, True, False, False))
 
 
-def _features(source: FeatureSource, *, positive_only: bool, rtol: jax.Array) -> Plan:
+def _features(source: FeatureSource, *, positive_only: bool, rtol: jax.Array,
+              bound_steps: int | None = None) -> Plan:
   """``Φ_Lᵀ Φ_L = Q diag(Λ) Qᵀ`` once; per candidate ``Y = Qᵀ Φ_Gᵀ``."""
   phi_L = source.labeled_features
   A = sym(jnp.matmul(phi_L.T, phi_L))
@@ -250,7 +257,7 @@ def _features(source: FeatureSource, *, positive_only: bool, rtol: jax.Array) ->
     return (lam, Y, fro2, rtol), ok
 
   solve = lambda lam, Y, fro2, rtol: _features_chunk(
-      lam, Y, fro2, n, positive_only=positive_only, rtol=rtol)
+      lam, Y, fro2, n, positive_only=positive_only, rtol=rtol, bound_steps=bound_steps)
   return Plan(gather, solve, rows=(False, True, False, False))
 
 
