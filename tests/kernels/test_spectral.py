@@ -366,15 +366,11 @@ def test_bound_steps_give_upper_bounds_never_below_the_solve(method, positive_on
   exact = np.asarray(batch_min_eigenvalues(**opts))
   ref = reference(assembled(*blocks_of(phi_l.astype(np.float64), pool[index].astype(np.float64))),
                   positive_only=positive_only)[0]
-  previous = np.inf
-  for steps in (2, 1000):
-    bounds = np.asarray(batch_min_eigenvalues(**opts, bound_steps=steps))
-    # certified by the inertia count (>= the exact eigenvalue) and never below the full
-    # solve (a candidate's iterates do not depend on the others), tightening with steps
-    assert np.all(bounds >= exact)
-    assert np.all(bounds >= ref - 1e-5 * np.abs(ref).max())
-    assert np.all(bounds <= previous)
-    previous = bounds
-  np.testing.assert_allclose(bounds, exact, rtol=0, atol=1e-5 * np.abs(ref).max())
+  bounds = np.asarray(batch_min_eigenvalues(**opts, bound_steps=2))
+  # certified by the inertia count (>= the exact eigenvalue) and never below the full
+  # solve (a candidate's iterates do not depend on the others)
+  assert np.all(bounds >= exact)
+  assert np.all(bounds >= ref - 1e-5 * np.abs(ref).max())
+  assert np.any(bounds > exact)   # two steps do not finish every candidate here
   with pytest.raises(ValueError, match="bound_steps"):
     batch_min_eigenvalues(**opts, bound_steps=0)
