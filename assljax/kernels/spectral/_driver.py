@@ -142,8 +142,8 @@ def score(inputs: Blocks | Features, scale: jax.Array, rtol: jax.Array, *, metho
       (``_roots.kth_eigenvalue``); None for the eigenvalues.
 
   Returns:
-    ``(m,)`` eigenvalues (or upper bounds); NaN for candidates with non-finite inputs (reachable only
-    when traced: concrete non-finite inputs are refused before).
+    ``(m,)`` eigenvalues (or upper bounds); NaN for candidates with non-finite inputs
+    (reachable only when traced: concrete non-finite inputs are refused before).
   """
   source = (_FeatureSource if isinstance(inputs, Features) else _BlockSource)(inputs, scale)
   plan = SOLVERS[method](source, positive_only=positive_only, rtol=rtol,
