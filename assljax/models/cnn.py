@@ -7,11 +7,8 @@ import jax
 from flax import nnx
 
 from assljax._validation import UserInputError
+from assljax.models._pooling import max_pool
 from assljax.models.core import register
-
-
-def _max_pool(x: jax.Array) -> jax.Array:
-  return nnx.max_pool(x, window_shape=(2, 2), strides=(2, 2), padding="SAME")
 
 
 class CNN(nnx.Module):
@@ -48,7 +45,7 @@ class CNN(nnx.Module):
       window = (self.input_pool, self.input_pool)
       x = nnx.avg_pool(x, window_shape=window, strides=window, padding="VALID")
     for conv in self.convs:
-      x = _max_pool(jax.nn.relu(conv(x)))
+      x = max_pool(jax.nn.relu(conv(x)), padding="SAME")
     return jax.nn.relu(self.dense(x.reshape((x.shape[0], -1))))
 
   def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
@@ -84,9 +81,8 @@ class TutorialCNN(nnx.Module):
 
   def features(self, x: jax.Array, *, train: bool = False) -> jax.Array:
     del train  # no BatchNorm or dropout
-    pool = lambda v: nnx.max_pool(v, window_shape=(2, 2), strides=(2, 2), padding="VALID")
-    x = pool(jax.nn.relu(self.conv1(x)))
-    x = pool(jax.nn.relu(self.conv2(x)))
+    x = max_pool(jax.nn.relu(self.conv1(x)))
+    x = max_pool(jax.nn.relu(self.conv2(x)))
     x = jax.nn.relu(self.fc1(x.reshape((x.shape[0], -1))))
     return jax.nn.relu(self.fc2(x))
 

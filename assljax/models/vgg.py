@@ -15,6 +15,7 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
+from assljax.models._pooling import max_pool
 from assljax.models.core import register
 
 VGG11_LAYOUT = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
@@ -45,7 +46,7 @@ class VGG(nnx.Module):
     layer = 0
     for item in self.layout:
       if item == "M":
-        x = nnx.max_pool(x, window_shape=(2, 2), strides=(2, 2), padding="SAME")
+        x = max_pool(x, padding="SAME")
       else:
         x = jax.nn.relu(self.norms[layer](self.convs[layer](x), use_running_average=not train))
         layer += 1
@@ -103,7 +104,7 @@ class TorchvisionVGG(nnx.Module):
     layer = 0
     for item in self.layout:
       if item == "M":
-        x = nnx.max_pool(x, window_shape=(2, 2), strides=(2, 2), padding="VALID")
+        x = max_pool(x)
       else:
         x = jax.nn.relu(self.convs[layer](x))
         layer += 1

@@ -74,6 +74,32 @@ def test_adaptive_average_pool_matches_pytorch_bins():
   np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("height, width", [(6, 4), (5, 7)])
+@pytest.mark.parametrize("padding", ["VALID", "SAME"])
+def test_max_pool_equals_flax_values_and_gradients(height, width, padding):
+  from assljax.models._pooling import max_pool
+  x = jnp.asarray(np.random.default_rng(height).normal(size=(2, height, width, 3)),
+                  jnp.float32)  # continuous: no ties, so the gradient is unique
+  upstream = jnp.asarray(np.random.default_rng(1).normal(
+      size=nnx.max_pool(x, (2, 2), (2, 2), padding).shape), jnp.float32)
+  ours, ours_vjp = jax.vjp(lambda v: max_pool(v, padding=padding), x)
+  ref, ref_vjp = jax.vjp(lambda v: nnx.max_pool(v, (2, 2), (2, 2), padding), x)
+  assert ours.shape == ref.shape
+  np.testing.assert_array_equal(np.asarray(ours), np.asarray(ref))
+  np.testing.assert_array_equal(np.asarray(ours_vjp(upstream)[0]),
+                                np.asarray(ref_vjp(upstream)[0]))
+
+
+def test_max_pool_splits_the_gradient_of_a_tie_and_refuses_other_padding():
+  from assljax.models._pooling import max_pool
+  x = jnp.asarray([[1.0, 3.0], [3.0, 2.0]]).reshape(1, 2, 2, 1)
+  assert float(max_pool(x)[0, 0, 0, 0]) == 3.0
+  grad = jax.grad(lambda v: max_pool(v).sum())(x).reshape(2, 2)
+  np.testing.assert_array_equal(np.asarray(grad), [[0.0, 0.5], [0.5, 0.0]])
+  with pytest.raises(ValueError, match="padding must be 'VALID' or 'SAME'"):
+    max_pool(x, padding="FULL")
+
+
 def _check_edge(model, variables, x):
   """Runs every pure function of the edge in one jit; checks shapes and the head."""
 
