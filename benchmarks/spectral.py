@@ -3,6 +3,12 @@
     python benchmarks/spectral.py                 # the issue's sizes (a few minutes on CPU)
     python benchmarks/spectral.py --quick         # small smoke run
     python benchmarks/spectral.py --m 2000 --subset 32 --pool 100000
+    python benchmarks/spectral.py --sections small   # only NPC's l = 100, g = 20 regime
+
+The ratios depend on XLA:CPU's threading: the baseline's batched ``eigvalsh`` splits its
+batch over the cores, while the solvers' loops of small ops pay XLA's intra-op threading
+overhead. ``XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"``
+(recorded in the JSON's ``env``) times both sides on one thread.
 
 Prints one JSON object. Every timing is the median of ``--repeats`` warm runs (after a
 first call that includes compilation, reported separately), with ``block_until_ready``;
@@ -11,7 +17,7 @@ steadier figure on a machine shared with other jobs (the JSON records the load a
 Errors are measured against float64 ``numpy.linalg.eigvalsh`` of the assembled matrices,
 relative to their largest eigenvalue.
 
-Sections:
+Sections (``--sections``, default all; ``bordered``, ``small``, ``features``, ``npc``):
 
 * ``bordered_l{L}_g{G}``: an RBF-kernel Gram (full rank) with ``l = --l`` labeled rows,
   ``m = --m`` candidates of ``g = --g``; :func:`bordered_min_eigenvalues` (plain and
@@ -313,6 +319,10 @@ def bench_npc(pool, d, labeled, budget, num_candidates=None):
   return out
 
 
+# --sections: bordered_l{L}_g{G}, bordered_l100_g20, features_d{D}, npc_round
+SECTIONS = ("bordered", "small", "features", "npc")
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
@@ -328,6 +338,8 @@ def main():
   parser.add_argument("--npc-candidates", type=int, default=None,
                       help="num_candidates for the NPC round (default: unlabeled count)")
   parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--sections", default=",".join(SECTIONS),
+                      help="comma-separated subset of: " + ", ".join(SECTIONS))
   parser.add_argument("--npc-child", action="store_true", help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.npc_child:
@@ -336,6 +348,11 @@ def main():
     return
   if args.quick:
     args.m, args.l, args.pool, args.subset, args.repeats = 100, 200, 5000, 8, 2
+  sections = [name.strip() for name in args.sections.split(",") if name.strip()]
+  unknown = sorted(set(sections) - set(SECTIONS))
+  if unknown or not sections:
+    parser.error(f"--sections: unknown {', '.join(unknown) or '(none given)'}; "
+                 f"choose from {', '.join(SECTIONS)}")
 
   import jax
 
@@ -346,17 +363,22 @@ def main():
               "device_count": jax.device_count(), "cpu_count": os.cpu_count(),
               "python": platform.python_version(), "machine": platform.machine(),
               "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
+              "XLA_FLAGS": os.environ.get("XLA_FLAGS"),
               "loadavg_1_5_15_at_start": load_start},
       "units": "seconds unless named otherwise; errors are |value - float64 eigvalsh| / "
                "lambda_max of the assembled matrix",
   }
-  result[f"bordered_l{args.l}_g{args.g}"] = bench_bordered(args.l, args.g, args.m,
-                                                           args.subset, args.repeats)
-  result["bordered_l100_g20"] = bench_small(100, 20, args.m, args.repeats)
-  result[f"features_d{args.d}"] = bench_features(args.l, args.g, args.m, args.d, args.subset,
-                                                 args.repeats)
-  result["npc_round"] = bench_npc(args.pool, args.d, args.labeled, args.budget,
-                                  args.npc_candidates)
+  if "bordered" in sections:
+    result[f"bordered_l{args.l}_g{args.g}"] = bench_bordered(args.l, args.g, args.m,
+                                                             args.subset, args.repeats)
+  if "small" in sections:
+    result["bordered_l100_g20"] = bench_small(100, 20, args.m, args.repeats)
+  if "features" in sections:
+    result[f"features_d{args.d}"] = bench_features(args.l, args.g, args.m, args.d,
+                                                   args.subset, args.repeats)
+  if "npc" in sections:
+    result["npc_round"] = bench_npc(args.pool, args.d, args.labeled, args.budget,
+                                    args.npc_candidates)
   result["env"]["loadavg_1_5_15_at_end"] = os.getloadavg()
   print(json.dumps(result, indent=1))
 
