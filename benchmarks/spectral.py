@@ -5,9 +5,8 @@
     python benchmarks/spectral.py --m 2000 --subset 32 --pool 100000
     python benchmarks/spectral.py --sections small   # only NPC's l = 100, g = 20 regime
 
-The ratios depend on XLA:CPU's threading: the baseline's batched ``eigvalsh`` splits its
-batch over the cores, while the solvers' loops of small ops pay XLA's intra-op threading
-overhead. ``XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"``
+The baseline's batched ``eigvalsh`` may split its batch over the cores, the solvers' loops
+do not; ``XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"``
 (recorded in the JSON's ``env``) times both sides on one thread.
 
 Prints one JSON object. Every timing is the median of ``--repeats`` warm runs (after a
