@@ -25,3 +25,13 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
 import jax  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+import compile_report  # noqa: E402  (tests/ is on sys.path: rootdir-relative imports)
+
+
+def pytest_addoption(parser):
+  compile_report.addoption(parser)
+
+
+def pytest_configure(config):
+  compile_report.register(config)
