@@ -26,11 +26,13 @@ DEMO := demo_output
 DEMO_STRATEGIES := random npc
 # One process per strategy, side by side, each on one thread (XLA:CPU's multi-threaded
 # Eigen is slower than one thread at the demo's sizes, and two processes keep both cores
-# busy through compilations too); same results as one run of both strategies. An
-# interrupted demo resumes where it stopped the next time, then writes the report.
+# busy through compilations too); same results as one run of both strategies. Ctrl-C
+# stops both (background jobs of a script ignore SIGINT: the trap passes on a SIGTERM);
+# an interrupted demo resumes where it stopped the next time, then writes the report.
 DEMO_XLA_FLAGS := $(XLA_FLAGS) --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1
 demo: $(CORE_STAMP)
 	@failed=0; pids=""; \
+	trap 'kill $$pids 2>/dev/null; wait; exit 130' INT TERM; \
 	for s in $(DEMO_STRATEGIES); do \
 	  if [ -f $(DEMO)/$$s/config.json ]; then \
 	    XLA_FLAGS="$(DEMO_XLA_FLAGS)" $(VENV)/bin/assljax run --workdir $(DEMO)/$$s --resume & \

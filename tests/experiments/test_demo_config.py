@@ -20,3 +20,12 @@ def test_demo_is_npc_against_random_on_digits_with_fixmatch_darp():
   assert (al.initial_per_class, al.query_size, al.budget, al.mode) == (1, 10, 30, "sequential")
   assert config.ssl.steps_per_round == config.ssl.total_steps == 1000
   assert config.ssl.reinit
+
+
+def test_make_demo_runs_every_strategy_of_the_config():
+  # `make demo` starts one process per strategy; a strategy added to the config only must
+  # not silently drop out of the demo.
+  makefile = (DEMO.parents[2] / "Makefile").read_text()
+  line, = [l for l in makefile.splitlines() if l.startswith("DEMO_STRATEGIES :=")]
+  config = configs.load_config(str(DEMO))
+  assert line.split(":=")[1].split() == list(config.strategies)
