@@ -25,7 +25,7 @@ $(DEV_STAMP): pyproject.toml
 DEMO := demo_output
 DEMO_STRATEGIES := random npc
 # One process per strategy, side by side, each on one thread (XLA:CPU's multi-threaded
-# Eigen is slower than one thread at the demo's sizes, and two processes keep both cores
+# Eigen is no faster than one thread at the demo's sizes, and two processes keep both cores
 # busy through compilations too); same results as one run of both strategies. Ctrl-C
 # stops both (background jobs of a script ignore SIGINT: the trap passes on a SIGTERM);
 # an interrupted demo resumes where it stopped the next time, then writes the report.
