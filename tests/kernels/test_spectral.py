@@ -374,3 +374,46 @@ def test_bound_steps_give_upper_bounds_never_below_the_solve(method, positive_on
   assert np.any(bounds > exact)   # two steps do not finish every candidate here
   with pytest.raises(ValueError, match="bound_steps"):
     batch_min_eigenvalues(**opts, bound_steps=0)
+
+
+@pytest.mark.parametrize("bound_steps", [None, 3])
+def test_compacted_iteration_equals_one_loop_over_the_chunk(monkeypatch, bound_steps):
+  """Unfinished rows move into smaller chunks (40 -> 10) and follow the iterations of one
+  loop over all 40: the same values up to the rounding of batched products of another
+  size (an ulp), also when stopped early."""
+  from assljax.kernels.spectral import _driver, _roots
+
+  rng = np.random.default_rng(5)
+  # clustered low spectrum (Gaussian kernel of 8-d points): candidates finish unevenly
+  x = rng.normal(size=(L + 40 * G, 8))
+  gram = np.exp(-0.5 * np.sum((x[:, None] - x[None]) ** 2, axis=-1) / 8.0)
+  k_ll = gram[:L, :L]
+  k_lg = gram[:L, L:].reshape(L, 40, G).transpose(1, 0, 2)
+  k_gg = np.stack([gram[L + i * G:L + (i + 1) * G, L + i * G:L + (i + 1) * G]
+                   for i in range(40)])
+  blocks = tuple(map(f32, (k_ll, k_lg, k_gg)))
+
+  sizes = []
+  compacted = _roots._compacted
+
+  def spy(body, rows, state, *, max_iter):
+    sizes.append(state[-1].shape[0])
+    return compacted(body, rows, state, max_iter=max_iter)
+
+  def solve():
+    _driver.score.clear_cache()
+    return np.asarray(batch_min_eigenvalues(*blocks, method="bordered", positive_only=False,
+                                            chunk_size=None, bound_steps=bound_steps))
+
+  monkeypatch.setattr(_roots, "_compacted", spy)
+  out = solve()
+  assert sizes == [40, 10]
+  monkeypatch.setattr(_roots, "_MIN_COMPACT", 10**6)
+  one_loop = solve()
+  assert sizes[2:] == [40]
+  ref, lmax = reference(assembled(k_ll, k_lg, k_gg), positive_only=False)
+  np.testing.assert_allclose(out, one_loop, rtol=0, atol=4 * np.finfo(np.float32).eps * lmax.max())
+  if bound_steps is None:
+    assert_close(out, ref, lmax)
+  else:
+    assert np.all(out >= ref - 1e-5 * lmax)

@@ -5,9 +5,10 @@ matrix from a bracket ``count(lo) < k <= count(hi)``; each evaluated point moves
 of the bracket by the exact count (``_inertia.py``) and proposes the next point by a
 Newton step on the eigenvalue of ``S(x)`` that decides the count, with the nearest pole
 modelled exactly (:func:`_model_step`, as in LAPACK's secular-equation solver). For the
-smallest eigenvalue (:func:`_evaluate_smallest`) the per-step ``eigh`` becomes a
-Cholesky and one Rayleigh-quotient step.
-"""
+smallest eigenvalue (:func:`_evaluate_smallest`) the per-step ``eigh`` becomes one
+Cholesky with a step of shifted inverse iteration, and the proposal solves the scalar
+secular equation of the tracked vector instead of taking one step towards it. Rows
+whose iteration has finished leave the loop's chunk (:func:`_compacted`)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ from assljax.kernels.spectral._inertia import (checked_count, per_matrix, schur,
                                                update_rows)
 
 _MAX_MODEL_RUN = 16   # model steps in a row before a forced bisection
-_RQI_STEPS = 1        # Rayleigh-quotient steps per evaluation for the smallest eigenvalue
+_SECULAR_STEPS = 4    # model steps on φ per evaluation for the smallest eigenvalue
+_COMPACT_FACTOR = 4   # _compacted: shrink the chunk fourfold once 3/4 of it is done
+_MIN_COMPACT = 8      # ... but never below this many rows
 
 
 def _max_iter(dtype: Any) -> int:
@@ -29,35 +32,56 @@ def _max_iter(dtype: Any) -> int:
   return (_MAX_MODEL_RUN + 1) * (jnp.finfo(dtype).nmant + 1 + 26)
 
 
-def _model_step(Z, raw, diff, w, x, f, v, *, sigma: float):
-  """Root of the one-pole rational model of ``φ(y) = vᵀ S(y) v`` around ``x``.
+def _model_step(Z, raw, diff, x, f, v, *, sigma: float, iters: int = 1):
+  """Root of ``φ(y) = vᵀ S(y) v`` near ``x`` by ``iters`` steps of a one-pole rational model.
 
-  The model is ``r0 + r1 (y - x) - c / (Λ_p - y)``: ``Λ_p`` is the pole nearest to ``x``,
-  ``c = (z_pᵀ v)^2`` its exact weight and ``r0, r1`` match ``φ(x) = f`` and ``φ'(x)``
-  (Newton with the nearest pole modelled exactly, as in LAPACK's secular-equation
-  solver). Returns the model's root on ``x``'s side of the pole ``(c,)``, NaN if none.
+  With ``ζ = Z v``, ``φ(y) = vᵀ D v - σ y - Σ_i ζ_i² / (Λ_i - y)`` is known exactly for
+  every ``y`` at O(l) cost (``v`` fixed). Each step models it around the current point as
+  ``r0 + r1 (y - y_j) - c / (Λ_p - y)``: ``Λ_p`` is the pole nearest to ``y_j``, ``c =
+  ζ_p²`` its exact weight and ``r0, r1`` match ``φ(y_j)`` and ``φ'(y_j)`` (Newton with the
+  nearest pole modelled exactly, as in LAPACK's secular-equation solver), and moves to the
+  model's root on ``y_j``'s side of the pole. One step (``iters = 1``) proposes from ``x``
+  alone; below the first pole ``φ`` is concave and decreasing, so every step after the
+  first lands at or above ``φ``'s root and they descend onto it: ``iters > 1`` solves the
+  scalar equation ``φ(y) = 0`` for the given ``v`` (for ``k = 1`` an upper bound on the
+  eigenvalue, the Rayleigh functional of ``v``) instead of taking one Newton step to it.
+
+  Args:
+    Z: ``(c, l, g)`` border; raw, diff: ``(c, l)`` ``Λ - x`` (``diff`` moved off the
+      poles, :func:`schur`); x: ``(c,)``; f: ``(c,)`` ``φ(x)``; v: ``(c, g)`` unit vectors.
+
+  Returns:
+    ``(c,)`` the last root found; NaN where the first step finds none on ``x``'s side.
   """
   dtype = Z.dtype
   zv = jnp.matmul(Z, v[:, :, None])[:, :, 0]                           # (c, l)
-  # the nearest pole (equidistant repeated eigenvalues act as one pole of summed weight)
-  dist = jnp.abs(raw)
-  at_p = (dist == jnp.min(dist, axis=1, keepdims=True)).astype(dtype)  # (c, l)
-  cw = jnp.sum(at_p * zv * zv, axis=1)                                 # its weight c
-  delta = jnp.sum(at_p * diff, axis=1) / jnp.sum(at_p, axis=1)         # Λ_p - x
-  r1 = -sigma - jnp.sum((1.0 - at_p) * (w * zv) ** 2, axis=1)          # background slope
-  r0 = f + cw / delta                                                  # background value
-  # r0 + r1 t - cw / (delta - t) = 0  <=>  r1 t^2 + (r0 - r1 delta) t + (cw - r0 delta) = 0
-  qa, qb, qc = r1, r0 - r1 * delta, cw - r0 * delta
-  disc = jnp.sqrt(jnp.maximum(qb * qb - 4.0 * qa * qc, 0.0))
-  q = -0.5 * (qb + jnp.where(qb >= 0, disc, -disc))
+  zv2 = zv * zv
   safe = lambda num, den: num / jnp.where(den == 0, 1.0, den)
-  t1 = jnp.where(qa == 0, jnp.nan, safe(q, qa))
-  t2 = jnp.where(q == 0, jnp.nan, safe(qc, q))
-  t1 = jnp.where(qa == 0, t2, t1)
-  lo_side = jnp.where(jnp.isnan(t1), t2, jnp.where(jnp.isnan(t2), t1, jnp.minimum(t1, t2)))
-  hi_side = jnp.where(jnp.isnan(t1), t2, jnp.where(jnp.isnan(t2), t1, jnp.maximum(t1, t2)))
-  t = jnp.where(delta > 0, lo_side, hi_side)
-  t = jnp.where((delta > 0) & (t >= delta) | (delta < 0) & (t <= delta), jnp.nan, t)
+  t = jnp.zeros_like(f)
+  for step in range(iters):
+    d = diff - t[:, None]                                              # Λ - (x + t)
+    # φ(x + t) - φ(x) = -σ t - Σ_i ζ_i² t / ((Λ_i - x - t)(Λ_i - x))
+    value = f if step == 0 else f - sigma * t - jnp.sum(zv2 * safe(t[:, None], d * diff),
+                                                         axis=1)
+    # the nearest pole (equidistant repeated eigenvalues act as one pole of summed weight)
+    dist = jnp.abs(raw - t[:, None])
+    at_p = (dist == jnp.min(dist, axis=1, keepdims=True)).astype(dtype)  # (c, l)
+    cw = jnp.sum(at_p * zv2, axis=1)                                     # its weight c
+    delta = jnp.sum(at_p * d, axis=1) / jnp.sum(at_p, axis=1)            # Λ_p - y_j
+    r1 = -sigma - jnp.sum((1.0 - at_p) * safe(zv2, d * d), axis=1)       # background slope
+    r0 = value + cw / delta                                              # background value
+    # r0 + r1 s - cw / (delta - s) = 0 <=> r1 s^2 + (r0 - r1 delta) s + (cw - r0 delta) = 0
+    qa, qb, qc = r1, r0 - r1 * delta, cw - r0 * delta
+    disc = jnp.sqrt(jnp.maximum(qb * qb - 4.0 * qa * qc, 0.0))
+    q = -0.5 * (qb + jnp.where(qb >= 0, disc, -disc))
+    s1 = jnp.where(qa == 0, jnp.nan, safe(q, qa))
+    s2 = jnp.where(q == 0, jnp.nan, safe(qc, q))
+    s1 = jnp.where(qa == 0, s2, s1)
+    lo_side = jnp.where(jnp.isnan(s1), s2, jnp.where(jnp.isnan(s2), s1, jnp.minimum(s1, s2)))
+    hi_side = jnp.where(jnp.isnan(s1), s2, jnp.where(jnp.isnan(s2), s1, jnp.maximum(s1, s2)))
+    s = jnp.where(delta > 0, lo_side, hi_side)
+    s = jnp.where((delta > 0) & (s >= delta) | (delta < 0) & (s <= delta), jnp.nan, s)
+    t = t + s if step == 0 else jnp.where(jnp.isfinite(s), t + s, t)
   return x + t
 
 
@@ -89,49 +113,87 @@ def _evaluate(lam, Z, D, x, k, atol, *, sigma: float, offset: int):
   pick = (jnp.arange(1, g + 1)[None, :] == j[:, None]).astype(dtype)   # one-hot (c, g)
   f = jnp.sum(mu * pick, axis=1)
   v = jnp.sum(V * pick[:, None, :], axis=2)                            # (c, g)
-  proposal = _model_step(Z, raw, diff, w, x, f, v, sigma=sigma)
+  proposal = _model_step(Z, raw, diff, x, f, v, sigma=sigma)
   return count >= k, jnp.where(valid, proposal, jnp.nan)
+
+
+def _definite_solve(S, v):
+  """Cholesky of ``S (c, g, g)`` and ``S⁻¹ v`` for ``v (c, g)``: ``(definite (c,), y (c, g))``
+  (``y`` is NaN where ``S`` is not positive definite). One LAPACK pass per matrix."""
+  def one(S, v):
+    L = jax.lax.linalg.cholesky(S)
+    y = jax.lax.linalg.triangular_solve(L, v[..., None], left_side=True, lower=True)
+    y = jax.lax.linalg.triangular_solve(L, y, left_side=True, lower=True, transpose_a=True)
+    return jnp.all(jnp.isfinite(L), axis=(-2, -1)), y[..., 0]
+
+  return per_matrix(one, S, v)
+
+
+def _normalized(y, fallback):
+  """``(ok (c,), y / |y|)`` for ``y (c, g)``; ``fallback``'s row where ``y`` is not finite or 0."""
+  norm = jnp.sqrt(jnp.sum(y * y, axis=1, keepdims=True))
+  ok = jnp.all(jnp.isfinite(y), axis=1, keepdims=True) & (norm > 0)
+  return ok[:, 0], jnp.where(ok, y / jnp.where(ok, norm, 1.0), fallback)
 
 
 def _evaluate_smallest(lam, Z, D, x, v, *, sigma: float):
   """:func:`_evaluate` for the smallest eigenvalue (``k = 1``, no offset), without ``eigh``.
 
-  ``count(x) >= 1`` iff some ``Λ_i < x`` or ``S(x)`` is not positive definite (one
-  Cholesky). The deciding eigenvector ``v_1`` of ``S`` is tracked across iterations by
-  one Rayleigh-quotient-iteration step from the previous one (a g x g solve), and the
-  model uses the Rayleigh quotient ``vᵀ S v``. For ``x < Λ_1`` that model lies above
-  ``μ_1`` for *any* unit ``v`` (concavity), so its root never falls below the wanted
-  eigenvalue, however rough ``v`` is.
+  ``count(x) >= 1`` iff some ``Λ_i < x`` or ``S(x)`` is not positive definite. The
+  deciding eigenvector ``v_1`` of ``S`` is tracked across iterations by one step of
+  shifted inverse iteration from the previous one, through a single Cholesky:
+
+  * ``ρ = vᵀ S v < 0`` (beyond rounding) proves a negative eigenvalue, so the count is
+    at least 1 without a factorization; ``S - 2ρ I`` is then positive definite whenever
+    ``μ_1 >= 2ρ`` (``v`` already close to ``v_1``), and its inverse maps ``v`` towards
+    ``v_1`` at the rate ``(μ_1 - 2ρ) / (μ_2 - 2ρ)`` (small once ``x`` nears the root,
+    where ``μ_1 -> 0``);
+  * otherwise the Cholesky of ``S`` itself decides the count, and when it exists one
+    step of inverse iteration with ``S`` refines ``v``.
+
+  Rows left without a step (``S - 2ρ I`` indefinite: ``v`` far from ``v_1``, typically
+  right after the first long jump of ``x``; or ``S`` indefinite while ``ρ >= 0``) take a
+  Rayleigh-quotient step instead (an LU per matrix, run only when some row of the chunk
+  needs it), and rows whose quotient still is not negative although ``S`` is indefinite
+  (``v`` lost ``v_1``) the exact eigenpair, gathered, not the whole chunk's ``eigh``.
+  The model then uses ``f = vᵀ S v``: for ``x < Λ_1`` it lies above ``μ_1`` for *any*
+  unit ``v`` (concavity), so its root never falls below the wanted eigenvalue, however
+  rough ``v`` is.
 
   Returns ``(above (c,), proposal (c,), v (c, g))``.
   """
   dtype = Z.dtype
   g = Z.shape[2]
   S, raw, diff, w, below = schur(lam, Z, D, x, sigma=sigma)
-  chol = per_matrix(jnp.linalg.cholesky, S)
-  definite = jnp.all(jnp.isfinite(chol), axis=(1, 2))
-  above = (below >= 1) | ~definite
-  eye = jnp.eye(g, dtype=dtype)
-  for _ in range(_RQI_STEPS):
-    rho = jnp.einsum("cg,cgh,ch->c", v, S, v)
-    y = per_matrix(jnp.linalg.solve, S - rho[:, None, None] * eye[None],
-                    v[:, :, None])[:, :, 0]
-    norm = jnp.sqrt(jnp.sum(y * y, axis=1, keepdims=True))
-    ok = jnp.all(jnp.isfinite(y), axis=1, keepdims=True) & (norm > 0)
-    v = jnp.where(ok, y / jnp.where(ok, norm, 1.0), v)
+  noise = schur_noise(Z, D, x, w, sigma=sigma)
+  rho = jnp.einsum("cg,cgh,ch->c", v, S, v)
+  negative = rho < -noise
+  shift = jnp.where(negative, 2.0 * rho, 0.0)
+  definite, y = _definite_solve(S - shift[:, None, None] * jnp.eye(g, dtype=dtype)[None], v)
+  above = (below >= 1) | negative | ~definite
+  stepped, v_n = _normalized(y, v)
+  stepped = stepped & definite
+  v_n = jnp.where(stepped[:, None], v_n, v)
+  retry = (below == 0) & above & ~stepped
+
+  def rayleigh_step(v_n):
+    y = per_matrix(jnp.linalg.solve, S - rho[:, None, None] * jnp.eye(g, dtype=dtype)[None],
+                   v[:, :, None])[:, :, 0]
+    ok, v_r = _normalized(y, v)
+    return jnp.where((retry & ok)[:, None], v_r, v_n)
+
+  v = jax.lax.cond(jnp.any(retry), rayleigh_step, lambda v_n: v_n, v_n)
   f = jnp.einsum("cg,cgh,ch->c", v, S, v)
-  # S is indefinite but vᵀ S v >= 0: the tracked vector lost v_1 (after a long jump of x);
-  # take the exact eigenpair of those candidates only (tens per chunk in the first steps,
-  # gathered, not the whole chunk's eigh). A quotient within S's rounding of 0 is not
-  # lost: its proposal lands next to x, which the bracket's nudge handles.
-  lost = (below == 0) & above & (f > schur_noise(Z, D, x, w, sigma=sigma))
+  # S is indefinite but vᵀ S v >= 0: the vector lost v_1. A quotient within S's rounding
+  # of 0 is not lost: its proposal lands next to x, which the bracket's nudge handles.
+  lost = (below == 0) & above & (f > noise)
 
   def exact(S):
     mu, V = per_matrix(jnp.linalg.eigh, S)
     return V[:, :, 0], mu[:, 0]
 
   v, f = update_rows(lost, exact, (S,), (v, f))
-  proposal = _model_step(Z, raw, diff, w, x, f, v, sigma=sigma)
+  proposal = _model_step(Z, raw, diff, x, f, v, sigma=sigma, iters=_SECULAR_STEPS)
   return above, jnp.where(below == 0, proposal, jnp.nan), v
 
 
@@ -147,10 +209,16 @@ def kth_eigenvalue(lam, Z, D, k, lo, hi, atol, x0=None, *, sigma: float, offset:
   ``_MAX_MODEL_RUN + 1`` steps whatever the model does. For ``k = 1`` (the smallest
   eigenvalue) every proposal lies at or above the root and the iterates descend
   monotonically (the deciding eigenvalue is concave below the first pole), typically in
-  4-6 steps; ``smallest=True`` (only for ``k = 1``, ``offset = 0``) then replaces the
-  per-step ``eigh`` by a Cholesky and one Rayleigh-quotient step
-  (:func:`_evaluate_smallest`). Stops per candidate once ``hi - lo <= atol``; returns
-  the midpoint ``(c,)``. ``x0`` is the first point evaluated (default: just below ``hi``).
+  5-8 steps; ``smallest=True`` (only for ``k = 1``, ``offset = 0``) then replaces the
+  per-step ``eigh`` by a Cholesky and a step of inverse iteration
+  (:func:`_evaluate_smallest`), started from the direction of the first pole's border
+  row. Stops per candidate once ``hi - lo <= atol``; returns the midpoint ``(c,)``.
+  ``x0`` is the first point evaluated (default: just below ``hi``).
+
+  A candidate's iterates do not depend on the others', so the iteration runs on the whole
+  chunk only while more than a quarter of it is unfinished, then on the unfinished rows
+  gathered into a quarter-size chunk, and so on (:func:`_compacted`): the slowest few
+  candidates no longer cost whole-chunk steps.
 
   With ``bound_steps = s`` it stops after at most ``s`` steps and returns ``hi`` instead: an
   upper bound on the eigenvalue certified by the inertia count, and, since a candidate's
@@ -163,21 +231,20 @@ def kth_eigenvalue(lam, Z, D, k, lo, hi, atol, x0=None, *, sigma: float, offset:
     x0 = jnp.maximum(0.5 * (lo + hi), hi - atol)
 
   if smallest:
-    S0 = schur(lam, Z, D, x0, sigma=sigma)[0]
-    v0 = per_matrix(jnp.linalg.eigh, S0)[1][:, :, 0]
-    evaluate = lambda x, v: _evaluate_smallest(lam, Z, D, x, v, sigma=sigma)
+    # S(x)'s lowest eigenvector turns towards the first pole's border row ζ_1 as x nears
+    # Λ_1, below which the root lies; the iteration needs no more than a rough start (the
+    # exact eigenvector of S(x0), one eigh per candidate, measured no fewer steps)
+    v0 = _normalized(Z[:, 0, :], jnp.broadcast_to(jnp.eye(1, g, dtype=dtype), (c, g)))[1]
+    evaluate = lambda rows, x, v: _evaluate_smallest(lam, *rows[:2], x, v, sigma=sigma)
   else:
     v0 = jnp.zeros((c, g), dtype)
-    evaluate = lambda x, v: (*_evaluate(lam, Z, D, x, k, atol, sigma=sigma, offset=offset),
-                            v)
+    evaluate = lambda rows, x, v: (
+        *_evaluate(lam, *rows[:2], x, rows[2], rows[3], sigma=sigma, offset=offset), v)
 
-  def cond(state):
-    it, _, _, _, _, _, done = state
-    return (it < max_iter) & ~jnp.all(done)
-
-  def body(state):
+  def body(rows, state):
     it, lo, hi, x, v, run, done = state
-    above, proposal, v_n = evaluate(x, v)
+    atol = rows[3]
+    above, proposal, v_n = evaluate(rows, x, v)
     lo_n = jnp.where(above, lo, x)
     hi_n = jnp.where(above, x, hi)
     inside = lambda y: jnp.isfinite(y) & (y > lo_n) & (y < hi_n)
@@ -193,5 +260,34 @@ def kth_eigenvalue(lam, Z, D, k, lo, hi, atol, x0=None, *, sigma: float, offset:
 
   done0 = (hi - lo) <= atol
   state = (jnp.zeros((), jnp.int32), lo, hi, x0, v0, jnp.zeros((c,), jnp.int32), done0)
-  _, lo, hi, *_ = jax.lax.while_loop(cond, body, state)
+  _, lo, hi, *_ = _compacted(body, (Z, D, k, atol), state, max_iter=max_iter)
   return hi if bound_steps is not None else 0.5 * (lo + hi)
+
+
+def _compacted(body, rows, state, *, max_iter: int):
+  """``while_loop(body)`` until every row is done, on fewer rows as they finish.
+
+  ``rows`` (per-candidate inputs) and ``state = (it, *per-candidate arrays, done)`` have
+  ``c`` rows; ``body(rows, state) -> state`` must treat rows independently and leave done
+  rows unchanged. The loop runs on all ``c`` rows until at most ``c / 4`` are unfinished,
+  then those (and some done ones, up to ``c / 4``) are gathered and iterated the same
+  way, down to ``_MIN_COMPACT`` rows; results are scattered back. Every row follows the
+  iterations it would follow in one loop over the whole chunk (up to the rounding of
+  batched products of another size).
+  """
+  c = state[-1].shape[0]
+  size = c // _COMPACT_FACTOR
+  until = size if size >= _MIN_COMPACT else 0
+
+  def cond(state):
+    unfinished = jnp.sum((~state[-1]).astype(jnp.int32))
+    return (state[0] < max_iter) & (unfinished > until)
+
+  state = jax.lax.while_loop(cond, lambda state: body(rows, state), state)
+  if not until:
+    return state
+  pick = jax.lax.top_k((~state[-1]).astype(jnp.int32), size)[1]        # unfinished first
+  take = lambda a: jnp.take(a, pick, axis=0)
+  inner = _compacted(body, tuple(map(take, rows)),
+                     (state[0], *map(take, state[1:])), max_iter=max_iter)
+  return (inner[0], *(a.at[pick].set(b) for a, b in zip(state[1:], inner[1:])))
