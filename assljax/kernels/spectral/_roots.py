@@ -6,9 +6,8 @@ of the bracket by the exact count (``_inertia.py``) and proposes the next point 
 Newton step on the eigenvalue of ``S(x)`` that decides the count, with the nearest pole
 modelled exactly (:func:`_model_step`, as in LAPACK's secular-equation solver). For the
 smallest eigenvalue (:func:`_evaluate_smallest`) the per-step ``eigh`` becomes one
-Cholesky with a step of shifted inverse iteration, and the proposal solves the scalar
-secular equation of the tracked vector instead of taking one step towards it. Rows
-whose iteration has finished leave the loop's chunk (:func:`_compacted`)."""
+Cholesky with a step of shifted inverse iteration. Rows whose iteration has finished
+leave the loop's chunk (:func:`_compacted`)."""
 
 from __future__ import annotations
 
@@ -21,7 +20,7 @@ from assljax.kernels.spectral._inertia import (checked_count, per_matrix, schur,
                                                update_rows)
 
 _MAX_MODEL_RUN = 16   # model steps in a row before a forced bisection
-_SECULAR_STEPS = 4    # model steps on φ per evaluation for the smallest eigenvalue
+_SHIFT = 2.0          # inverse-iteration shift, as a multiple of a negative quotient
 _COMPACT_FACTOR = 4   # _compacted: shrink the chunk fourfold once 3/4 of it is done
 _MIN_COMPACT = 8      # ... but never below this many rows
 
@@ -32,56 +31,42 @@ def _max_iter(dtype: Any) -> int:
   return (_MAX_MODEL_RUN + 1) * (jnp.finfo(dtype).nmant + 1 + 26)
 
 
-def _model_step(Z, raw, diff, x, f, v, *, sigma: float, iters: int = 1):
-  """Root of ``φ(y) = vᵀ S(y) v`` near ``x`` by ``iters`` steps of a one-pole rational model.
+def _model_step(Z, raw, diff, x, f, v, *, sigma: float):
+  """Root of the one-pole rational model of ``φ(y) = vᵀ S(y) v`` around ``x``.
 
-  With ``ζ = Z v``, ``φ(y) = vᵀ D v - σ y - Σ_i ζ_i² / (Λ_i - y)`` is known exactly for
-  every ``y`` at O(l) cost (``v`` fixed). Each step models it around the current point as
-  ``r0 + r1 (y - y_j) - c / (Λ_p - y)``: ``Λ_p`` is the pole nearest to ``y_j``, ``c =
-  ζ_p²`` its exact weight and ``r0, r1`` match ``φ(y_j)`` and ``φ'(y_j)`` (Newton with the
-  nearest pole modelled exactly, as in LAPACK's secular-equation solver), and moves to the
-  model's root on ``y_j``'s side of the pole. One step (``iters = 1``) proposes from ``x``
-  alone; below the first pole ``φ`` is concave and decreasing, so every step after the
-  first lands at or above ``φ``'s root and they descend onto it: ``iters > 1`` solves the
-  scalar equation ``φ(y) = 0`` for the given ``v`` (for ``k = 1`` an upper bound on the
-  eigenvalue, the Rayleigh functional of ``v``) instead of taking one Newton step to it.
+  The model is ``r0 + r1 (y - x) - c / (Λ_p - y)``: ``Λ_p`` is the pole nearest to ``x``,
+  ``c = (z_pᵀ v)^2`` its exact weight and ``r0, r1`` match ``φ(x) = f`` and ``φ'(x)``
+  (Newton with the nearest pole modelled exactly, as in LAPACK's secular-equation
+  solver). Iterating this model on ``φ`` for the same ``v`` (solving ``φ(y) = 0``
+  exactly) measured no fewer steps of the solver. Returns the model's root on ``x``'s
+  side of the pole ``(c,)``, NaN if none.
 
   Args:
     Z: ``(c, l, g)`` border; raw, diff: ``(c, l)`` ``Λ - x`` (``diff`` moved off the
       poles, :func:`schur`); x: ``(c,)``; f: ``(c,)`` ``φ(x)``; v: ``(c, g)`` unit vectors.
-
-  Returns:
-    ``(c,)`` the last root found; NaN where the first step finds none on ``x``'s side.
   """
   dtype = Z.dtype
   zv = jnp.matmul(Z, v[:, :, None])[:, :, 0]                           # (c, l)
   zv2 = zv * zv
   safe = lambda num, den: num / jnp.where(den == 0, 1.0, den)
-  t = jnp.zeros_like(f)
-  for step in range(iters):
-    d = diff - t[:, None]                                              # Λ - (x + t)
-    # φ(x + t) - φ(x) = -σ t - Σ_i ζ_i² t / ((Λ_i - x - t)(Λ_i - x))
-    value = f if step == 0 else f - sigma * t - jnp.sum(zv2 * safe(t[:, None], d * diff),
-                                                         axis=1)
-    # the nearest pole (equidistant repeated eigenvalues act as one pole of summed weight)
-    dist = jnp.abs(raw - t[:, None])
-    at_p = (dist == jnp.min(dist, axis=1, keepdims=True)).astype(dtype)  # (c, l)
-    cw = jnp.sum(at_p * zv2, axis=1)                                     # its weight c
-    delta = jnp.sum(at_p * d, axis=1) / jnp.sum(at_p, axis=1)            # Λ_p - y_j
-    r1 = -sigma - jnp.sum((1.0 - at_p) * safe(zv2, d * d), axis=1)       # background slope
-    r0 = value + cw / delta                                              # background value
-    # r0 + r1 s - cw / (delta - s) = 0 <=> r1 s^2 + (r0 - r1 delta) s + (cw - r0 delta) = 0
-    qa, qb, qc = r1, r0 - r1 * delta, cw - r0 * delta
-    disc = jnp.sqrt(jnp.maximum(qb * qb - 4.0 * qa * qc, 0.0))
-    q = -0.5 * (qb + jnp.where(qb >= 0, disc, -disc))
-    s1 = jnp.where(qa == 0, jnp.nan, safe(q, qa))
-    s2 = jnp.where(q == 0, jnp.nan, safe(qc, q))
-    s1 = jnp.where(qa == 0, s2, s1)
-    lo_side = jnp.where(jnp.isnan(s1), s2, jnp.where(jnp.isnan(s2), s1, jnp.minimum(s1, s2)))
-    hi_side = jnp.where(jnp.isnan(s1), s2, jnp.where(jnp.isnan(s2), s1, jnp.maximum(s1, s2)))
-    s = jnp.where(delta > 0, lo_side, hi_side)
-    s = jnp.where((delta > 0) & (s >= delta) | (delta < 0) & (s <= delta), jnp.nan, s)
-    t = t + s if step == 0 else jnp.where(jnp.isfinite(s), t + s, t)
+  # the nearest pole (equidistant repeated eigenvalues act as one pole of summed weight)
+  dist = jnp.abs(raw)
+  at_p = (dist == jnp.min(dist, axis=1, keepdims=True)).astype(dtype)  # (c, l)
+  cw = jnp.sum(at_p * zv2, axis=1)                                     # its weight c
+  delta = jnp.sum(at_p * diff, axis=1) / jnp.sum(at_p, axis=1)         # Λ_p - x
+  r1 = -sigma - jnp.sum((1.0 - at_p) * zv2 / (diff * diff), axis=1)    # background slope
+  r0 = f + cw / delta                                                  # background value
+  # r0 + r1 t - cw / (delta - t) = 0  <=>  r1 t^2 + (r0 - r1 delta) t + (cw - r0 delta) = 0
+  qa, qb, qc = r1, r0 - r1 * delta, cw - r0 * delta
+  disc = jnp.sqrt(jnp.maximum(qb * qb - 4.0 * qa * qc, 0.0))
+  q = -0.5 * (qb + jnp.where(qb >= 0, disc, -disc))
+  t1 = jnp.where(qa == 0, jnp.nan, safe(q, qa))
+  t2 = jnp.where(q == 0, jnp.nan, safe(qc, q))
+  t1 = jnp.where(qa == 0, t2, t1)
+  lo_side = jnp.where(jnp.isnan(t1), t2, jnp.where(jnp.isnan(t2), t1, jnp.minimum(t1, t2)))
+  hi_side = jnp.where(jnp.isnan(t1), t2, jnp.where(jnp.isnan(t2), t1, jnp.maximum(t1, t2)))
+  t = jnp.where(delta > 0, lo_side, hi_side)
+  t = jnp.where((delta > 0) & (t >= delta) | (delta < 0) & (t <= delta), jnp.nan, t)
   return x + t
 
 
@@ -168,7 +153,7 @@ def _evaluate_smallest(lam, Z, D, x, v, *, sigma: float):
   noise = schur_noise(Z, D, x, w, sigma=sigma)
   rho = jnp.einsum("cg,cgh,ch->c", v, S, v)
   negative = rho < -noise
-  shift = jnp.where(negative, 2.0 * rho, 0.0)
+  shift = jnp.where(negative, _SHIFT * rho, 0.0)
   definite, y = _definite_solve(S - shift[:, None, None] * jnp.eye(g, dtype=dtype)[None], v)
   above = (below >= 1) | negative | ~definite
   stepped, v_n = _normalized(y, v)
@@ -193,7 +178,7 @@ def _evaluate_smallest(lam, Z, D, x, v, *, sigma: float):
     return V[:, :, 0], mu[:, 0]
 
   v, f = update_rows(lost, exact, (S,), (v, f))
-  proposal = _model_step(Z, raw, diff, x, f, v, sigma=sigma, iters=_SECULAR_STEPS)
+  proposal = _model_step(Z, raw, diff, x, f, v, sigma=sigma)
   return above, jnp.where(below == 0, proposal, jnp.nan), v
 
 
