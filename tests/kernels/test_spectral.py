@@ -378,10 +378,12 @@ def test_bound_steps_give_upper_bounds_never_below_the_solve(method, positive_on
 
 @pytest.mark.parametrize("bound_steps", [None, 3])
 def test_compacted_iteration_equals_one_loop_over_the_chunk(monkeypatch, bound_steps):
-  """Unfinished rows move into smaller chunks (40 -> 10) and follow the iterations of one
-  loop over all 40: the same values up to the rounding of batched products of another
-  size (an ulp), also when stopped early."""
-  from assljax.kernels.spectral import _driver, _roots
+  """The last unfinished quarter of a chunk of 40 runs on 10 gathered rows and follows the
+  iterations of one loop over all 40: the same values up to the rounding of batched
+  products of another size (an ulp). Bounds (a few steps) never compact."""
+  from assljax.kernels.spectral import _driver
+
+  monkeypatch.setattr(_driver, "COMPACT_MIN_CANDIDATES", 40)   # compact from 40 candidates
 
   rng = np.random.default_rng(5)
   # clustered low spectrum (Gaussian kernel of 8-d points): candidates finish unevenly
@@ -392,25 +394,20 @@ def test_compacted_iteration_equals_one_loop_over_the_chunk(monkeypatch, bound_s
   k_gg = np.stack([gram[L + i * G:L + (i + 1) * G, L + i * G:L + (i + 1) * G]
                    for i in range(40)])
   blocks = tuple(map(f32, (k_ll, k_lg, k_gg)))
+  solve = lambda *blocks: batch_min_eigenvalues(*blocks, method="bordered", chunk_size=None,
+                                                positive_only=False, bound_steps=bound_steps)
 
-  sizes = []
-  compacted = _roots._compacted
+  def run():
+    jax.clear_caches()   # COMPACT_MIN_CANDIDATES is read when tracing
+    # the loop body factorizes S: one Cholesky call per copy of the body in the program
+    program = jax.jit(solve).lower(*blocks).compile()
+    return (np.asarray(program(*blocks)),
+            program.as_text().count('custom_call_target="lapack_spotrf'))
 
-  def spy(body, rows, state, *, max_iter):
-    sizes.append(state[-1].shape[0])
-    return compacted(body, rows, state, max_iter=max_iter)
-
-  def solve():
-    _driver.score.clear_cache()
-    return np.asarray(batch_min_eigenvalues(*blocks, method="bordered", positive_only=False,
-                                            chunk_size=None, bound_steps=bound_steps))
-
-  monkeypatch.setattr(_roots, "_compacted", spy)
-  out = solve()
-  assert sizes == [40, 10]
-  monkeypatch.setattr(_roots, "_MIN_COMPACT", 10**6)
-  one_loop = solve()
-  assert sizes[2:] == [40]
+  out, compacted = run()
+  monkeypatch.setattr(_driver, "COMPACT_MIN_CANDIDATES", 41)
+  one_loop, single = run()
+  assert compacted == (single if bound_steps else 2 * single)
   ref, lmax = reference(assembled(k_ll, k_lg, k_gg), positive_only=False)
   np.testing.assert_allclose(out, one_loop, rtol=0, atol=4 * np.finfo(np.float32).eps * lmax.max())
   if bound_steps is None:

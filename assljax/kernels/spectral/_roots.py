@@ -21,8 +21,8 @@ from assljax.kernels.spectral._inertia import (checked_count, per_matrix, schur,
 
 _MAX_MODEL_RUN = 16   # model steps in a row before a forced bisection
 _SHIFT = 2.0          # inverse-iteration shift, as a multiple of a negative quotient
-_COMPACT_FACTOR = 4   # _compacted: shrink the chunk fourfold once 3/4 of it is done
-_MIN_COMPACT = 8      # ... but never below this many rows
+_COMPACT_FACTOR = 4   # _compacted: the last quarter of a chunk runs on a quarter of it
+_MIN_COMPACT = 8      # ... when that is at least this many rows
 
 
 def _max_iter(dtype: Any) -> int:
@@ -183,7 +183,8 @@ def _evaluate_smallest(lam, Z, D, x, v, *, sigma: float):
 
 
 def kth_eigenvalue(lam, Z, D, k, lo, hi, atol, x0=None, *, sigma: float, offset: int,
-                   smallest: bool = False, bound_steps: int | None = None):
+                   smallest: bool = False, bound_steps: int | None = None,
+                   compact: bool = False):
   """Smallest ``x`` with ``count(x) >= k``, given ``count(lo) < k <= count(hi)``.
 
   Every evaluated point moves one end of the bracket ``[lo, hi]`` (by the exact inertia
@@ -200,10 +201,11 @@ def kth_eigenvalue(lam, Z, D, k, lo, hi, atol, x0=None, *, sigma: float, offset:
   row. Stops per candidate once ``hi - lo <= atol``; returns the midpoint ``(c,)``.
   ``x0`` is the first point evaluated (default: just below ``hi``).
 
-  A candidate's iterates do not depend on the others', so the iteration runs on the whole
-  chunk only while more than a quarter of it is unfinished, then on the unfinished rows
-  gathered into a quarter-size chunk, and so on (:func:`_compacted`): the slowest few
-  candidates no longer cost whole-chunk steps.
+  A candidate's iterates do not depend on the others', so with ``compact`` (and without
+  ``bound_steps``) the iteration runs on the whole chunk only while more than a quarter
+  of it is unfinished, then on the unfinished rows gathered into a quarter-size chunk
+  (:func:`_compacted`): the slowest few candidates no longer cost whole-chunk steps, at
+  the price of compiling the loop twice.
 
   With ``bound_steps = s`` it stops after at most ``s`` steps and returns ``hi`` instead: an
   upper bound on the eigenvalue certified by the inertia count, and, since a candidate's
@@ -245,34 +247,40 @@ def kth_eigenvalue(lam, Z, D, k, lo, hi, atol, x0=None, *, sigma: float, offset:
 
   done0 = (hi - lo) <= atol
   state = (jnp.zeros((), jnp.int32), lo, hi, x0, v0, jnp.zeros((c,), jnp.int32), done0)
-  _, lo, hi, *_ = _compacted(body, (Z, D, k, atol), state, max_iter=max_iter)
+  # bounds stop after a few steps, before compacting could pay for its compile
+  _, lo, hi, *_ = _compacted(body, (Z, D, k, atol), state, max_iter=max_iter,
+                             compact=compact and bound_steps is None)
   return hi if bound_steps is not None else 0.5 * (lo + hi)
 
 
-def _compacted(body, rows, state, *, max_iter: int):
-  """``while_loop(body)`` until every row is done, on fewer rows as they finish.
+def _compacted(body, rows, state, *, max_iter: int, compact: bool):
+  """``while_loop(body)`` until every row is done, the last quarter on a quarter of the rows.
 
   ``rows`` (per-candidate inputs) and ``state = (it, *per-candidate arrays, done)`` have
   ``c`` rows; ``body(rows, state) -> state`` must treat rows independently and leave done
-  rows unchanged. The loop runs on all ``c`` rows until at most ``c / 4`` are unfinished,
-  then those (and some done ones, up to ``c / 4``) are gathered and iterated the same
-  way, down to ``_MIN_COMPACT`` rows; results are scattered back. Every row follows the
+  rows unchanged. With ``compact`` (and ``c / 4 >= _MIN_COMPACT``) the loop runs on all
+  ``c`` rows until at most ``c / 4`` are unfinished, then on those (padded with done
+  rows to ``c / 4``), gathered, and scatters the results back. Every row follows the
   iterations it would follow in one loop over the whole chunk (up to the rounding of
-  batched products of another size).
+  batched products of another size). One level only: each level is another copy of the
+  body to compile (measured at l = 100, g = 20: a second level saved nothing and
+  doubled the compile time).
   """
   c = state[-1].shape[0]
   size = c // _COMPACT_FACTOR
-  until = size if size >= _MIN_COMPACT else 0
+  until = size if compact and size >= _MIN_COMPACT else 0
 
-  def cond(state):
-    unfinished = jnp.sum((~state[-1]).astype(jnp.int32))
-    return (state[0] < max_iter) & (unfinished > until)
+  def loop(rows, state, until):
+    def cond(state):
+      unfinished = jnp.sum((~state[-1]).astype(jnp.int32))
+      return (state[0] < max_iter) & (unfinished > until)
 
-  state = jax.lax.while_loop(cond, lambda state: body(rows, state), state)
+    return jax.lax.while_loop(cond, lambda state: body(rows, state), state)
+
+  state = loop(rows, state, until)
   if not until:
     return state
   pick = jax.lax.top_k((~state[-1]).astype(jnp.int32), size)[1]        # unfinished first
   take = lambda a: jnp.take(a, pick, axis=0)
-  inner = _compacted(body, tuple(map(take, rows)),
-                     (state[0], *map(take, state[1:])), max_iter=max_iter)
+  inner = loop(tuple(map(take, rows)), (state[0], *map(take, state[1:])), 0)
   return (inner[0], *(a.at[pick].set(b) for a, b in zip(state[1:], inner[1:])))

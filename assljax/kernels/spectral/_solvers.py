@@ -112,7 +112,7 @@ def dense_chunk(M: jax.Array, *, positive_only: bool, rtol: jax.Array) -> jax.Ar
 
 
 def _bordered_chunk(lam, Z, D, fro2_fixed, *, positive_only: bool, rtol: jax.Array,
-                    bound_steps: int | None = None) -> jax.Array:
+                    bound_steps: int | None = None, compact: bool = False) -> jax.Array:
   """Bordered solve for one chunk: ``(c,)`` smallest (positive) eigenvalues.
 
   Args:
@@ -120,6 +120,7 @@ def _bordered_chunk(lam, Z, D, fro2_fixed, *, positive_only: bool, rtol: jax.Arr
     D: ``(c, g, g)`` = ``K_GG``; fro2_fixed: ``||K_LL||_F^2``.
     bound_steps: stop after this many root-finder steps and return certified upper
       bounds (:func:`kth_eigenvalue`); None for the eigenvalues.
+    compact: iterate the chunk's slowest quarter on fewer rows (:func:`kth_eigenvalue`).
   """
   dtype = Z.dtype
   l, g = Z.shape[1], Z.shape[2]
@@ -138,7 +139,8 @@ def _bordered_chunk(lam, Z, D, fro2_fixed, *, positive_only: bool, rtol: jax.Arr
   lhat = jnp.maximum(jnp.maximum(lam_abs, jnp.max(jnp.abs(diagD), axis=1)), fro / n)
   atol = 4.0 * eps * jnp.maximum(lhat, jnp.finfo(dtype).tiny)
   count = functools.partial(count_below, sigma=1.0, offset=0)
-  solve = functools.partial(kth_eigenvalue, sigma=1.0, offset=0, bound_steps=bound_steps)
+  solve = functools.partial(kth_eigenvalue, sigma=1.0, offset=0, bound_steps=bound_steps,
+                            compact=compact)
   if not positive_only:
     solve = functools.partial(solve, smallest=True)
     k = jnp.ones((c,), jnp.int32)
@@ -163,13 +165,13 @@ def _bordered_chunk(lam, Z, D, fro2_fixed, *, positive_only: bool, rtol: jax.Arr
 
 
 def _features_chunk(lam, Y, fro2_fixed, n, *, positive_only: bool, rtol: jax.Array,
-                    bound_steps: int | None = None) -> jax.Array:
+                    bound_steps: int | None = None, compact: bool = False) -> jax.Array:
   """Feature-space solve for one chunk: ``(c,)`` smallest (positive) eigenvalues of ``Φ Φᵀ``.
 
   Args:
     lam: ``(d,)`` eigenvalues of ``Φ_Lᵀ Φ_L``; ``Y``: ``(c, d, g)`` = ``Qᵀ Φ_Gᵀ``;
     fro2_fixed: ``||Φ_Lᵀ Φ_L||_F^2``; n: rows of the Gram, ``l + g``.
-    bound_steps: as for :func:`_bordered_chunk`.
+    bound_steps, compact: as for :func:`_bordered_chunk`.
   """
   dtype = Y.dtype
   d, g = Y.shape[1], Y.shape[2]
@@ -183,7 +185,8 @@ def _features_chunk(lam, Y, fro2_fixed, n, *, positive_only: bool, rtol: jax.Arr
   atol = 4.0 * eps * jnp.maximum(lhat, jnp.finfo(dtype).tiny)
   D = jnp.broadcast_to(-jnp.eye(g, dtype=dtype)[None], (c, g, g))
   count = functools.partial(count_below, sigma=0.0, offset=-g)
-  solve = functools.partial(kth_eigenvalue, sigma=0.0, offset=-g, bound_steps=bound_steps)
+  solve = functools.partial(kth_eigenvalue, sigma=0.0, offset=-g, bound_steps=bound_steps,
+                            compact=compact)
   upper = lam[-1] + uf2 + atol
   if not positive_only:
     if n > d:  # rank(Φ Φᵀ) <= d < n: exactly singular
@@ -208,9 +211,9 @@ def _features_chunk(lam, Y, fro2_fixed, n, *, positive_only: bool, rtol: jax.Arr
 
 
 def _dense(source: CandidateSource, *, positive_only: bool, rtol: jax.Array,
-           bound_steps: int | None = None) -> Plan:
+           bound_steps: int | None = None, compact: bool = False) -> Plan:
   """One ``eigvalsh`` per assembled matrix ``[[A, B], [Bᵀ, D]]`` (exact: no bound mode)."""
-  del bound_steps
+  del bound_steps, compact
   A = source.labeled_gram()
   l = source.l
 
@@ -226,7 +229,7 @@ def _dense(source: CandidateSource, *, positive_only: bool, rtol: jax.Array,
 
 
 def _bordered(source: CandidateSource, *, positive_only: bool, rtol: jax.Array,
-              bound_steps: int | None = None) -> Plan:
+              bound_steps: int | None = None, compact: bool = False) -> Plan:
   """``A = Q diag(Λ) Qᵀ`` once; per candidate the border ``Qᵀ B`` and ``D``."""
   A = source.labeled_gram()
   lam, Q = jnp.linalg.eigh(A)
@@ -238,12 +241,13 @@ def _bordered(source: CandidateSource, *, positive_only: bool, rtol: jax.Array,
     return (lam, Z, D, fro2, rtol), ok
 
   solve = lambda lam, Z, D, fro2, rtol: _bordered_chunk(
-      lam, Z, D, fro2, positive_only=positive_only, rtol=rtol, bound_steps=bound_steps)
+      lam, Z, D, fro2, positive_only=positive_only, rtol=rtol, bound_steps=bound_steps,
+      compact=compact)
   return Plan(gather, solve, rows=(False, True, True, False, False))
 
 
 def _features(source: FeatureSource, *, positive_only: bool, rtol: jax.Array,
-              bound_steps: int | None = None) -> Plan:
+              bound_steps: int | None = None, compact: bool = False) -> Plan:
   """``Φ_Lᵀ Φ_L = Q diag(Λ) Qᵀ`` once; per candidate ``Y = Qᵀ Φ_Gᵀ``."""
   phi_L = source.labeled_features
   A = sym(jnp.matmul(phi_L.T, phi_L))
@@ -257,7 +261,8 @@ def _features(source: FeatureSource, *, positive_only: bool, rtol: jax.Array,
     return (lam, Y, fro2, rtol), ok
 
   solve = lambda lam, Y, fro2, rtol: _features_chunk(
-      lam, Y, fro2, n, positive_only=positive_only, rtol=rtol, bound_steps=bound_steps)
+      lam, Y, fro2, n, positive_only=positive_only, rtol=rtol, bound_steps=bound_steps,
+      compact=compact)
   return Plan(gather, solve, rows=(False, True, False, False))
 
 
