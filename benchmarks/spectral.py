@@ -26,6 +26,9 @@ Sections (``--sections``, default all; ``bordered``, ``small``, ``features``, ``
   first ``--subset`` candidates and extrapolated linearly to ``m`` (eigvalsh of
   independent matrices costs the same per matrix); the JSON says so.
 * ``bordered_l100_g20``: NPC's CIFAR-10 regime, the baseline on all ``m`` matrices.
+  ``compacted`` says whether the solve gathered each chunk's slowest quarter into a
+  smaller loop (only exact solves of ``COMPACT_MIN_CANDIDATES`` = 16,384 candidates or
+  more: it compiles the loop twice); ``--m 16384`` shows that path.
 * ``features_d{D}``: Grams ``Φ Φᵀ`` of ``d = --d`` features (rank ``d < l + g``),
   positive-only (the plain value is exactly 0): :func:`feature_min_eigenvalues` vs the
   same baseline (extrapolated from ``--subset``) and vs the bordered solver on blocks.
@@ -223,8 +226,10 @@ def bench_small(l, g, m, repeats, seed=2):
   from assljax.kernels.spectral import choose_method, default_rtol
 
   k_ll, k_lg, k_gg = _rbf_blocks(l, g, m, 64, seed)
+  from assljax.kernels.spectral._driver import COMPACT_MIN_CANDIDATES
+
   out = {"l": l, "g": g, "m": m, "dtype": "float32", "kernel": "RBF on 64-d Gaussian data",
-         "auto_method": choose_method(l=l, g=g)}
+         "auto_method": choose_method(l=l, g=g), "compacted": m >= COMPACT_MIN_CANDIDATES}
   vals, first, med = _timeit(
       lambda: bordered_min_eigenvalues(k_ll, k_lg, k_gg, positive_only=False), repeats,
       "bordered_plain", out)
