@@ -56,6 +56,14 @@ class Checkpoints:
         cleanup_tmp_directories=True)
     self._manager = ocp.CheckpointManager(self.directory, options=options,
                                           item_names=("state", "meta", "extra"))
+    # orbax removes unfinished saves' temporary directories in a background thread that
+    # only this manager's own save waits for; an instance used just to read (a restore,
+    # `awaiting_run`) would leave it running while a later instance saves, and it once
+    # deleted that save's temporary directory mid-write (a flaky test). Wait for it here.
+    # (A private orbax method, present in 0.12; without it orbax's default stands.)
+    await_cleanup = getattr(self._manager, "_maybe_await_cleanup_tmp_directory", None)
+    if await_cleanup is not None:
+      await_cleanup()
 
   def steps(self) -> list[int]:
     """Saved checkpoint numbers, ascending."""

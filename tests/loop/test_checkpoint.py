@@ -98,3 +98,14 @@ def test_keeps_at_most_max_to_keep(tmp_path):
 def test_prng_keys_must_be_raw(tmp_path):
   with pytest.raises(TypeError, match="key_data"):
     Checkpoints(tmp_path).save(0, {"k": jax.random.key(0)}, {})
+
+
+def test_unfinished_saves_are_removed_before_the_constructor_returns(tmp_path):
+  """orbax removes unfinished saves' temporary directories in a thread; a reader's thread
+  left running once deleted a later writer's save in progress. The constructor waits."""
+  stale = tmp_path / "7.orbax-checkpoint-tmp"
+  (stale / "state.orbax-checkpoint-tmp").mkdir(parents=True)
+  ckpt = Checkpoints(tmp_path)
+  assert not stale.exists()
+  ckpt.save(0, _state(1.0), {})
+  assert ckpt.steps() == [0]
