@@ -92,8 +92,6 @@ _EMBED_CHUNK = 256
 _KERNEL_ROWS = 256   # samples per kernel call when building Gram blocks without features
 _HOST_ROWS = 4096    # pool samples gathered per feature-map call
 _SEARCH_MIN = 4096   # NPC candidates above which the argmax is searched with bounds first
-_SEARCH_TOP = 64     # candidates solved exactly per block, highest bounds first
-_SEARCH_BLOCKS = 8   # more blocks than this left after the first: solved in one call
 _BOUND_STEPS = 2     # root-finder steps per bound (3 bounds tighter, but cost more)
 
 
@@ -141,45 +139,37 @@ def _map_rows(phi: Callable[[jax.Array], jax.Array], x: jax.Array,
                           for s in range(0, len(rows), _HOST_ROWS)], axis=0)
 
 
-def _spectral_scores(kernel: Any, x: jax.Array, labeled: np.ndarray, groups: np.ndarray, *,
-                     positive_only: bool, rtol: float | None, chunk_size: int | None,
-                     method: str, bound_steps: int | None = None) -> np.ndarray:
-  """Smallest (positive) eigenvalue of the kernel's Gram over ``labeled ∪ group`` per group.
+def _spectral_inputs(kernel: Any, x: jax.Array, labeled: np.ndarray,
+                     groups: np.ndarray) -> dict[str, jax.Array]:
+  """The solver inputs for the kernel's Gram over ``labeled ∪ group``, per group.
 
   Args:
     kernel: an :class:`assljax.kernels.Kernel`.
     x: ``(N, ...)`` the pool.
     labeled: ``(l,)`` pool rows of the labeled set (may be empty).
     groups: ``(m, g)`` pool rows of each group.
-    positive_only, rtol, chunk_size, method, bound_steps: as for
-      :func:`assljax.kernels.batch_min_eigenvalues`.
 
   Returns:
-    ``(m,)`` float scores (host array).
+    keyword arguments of :func:`assljax.kernels.batch_min_eigenvalues`: features
+    ``phi_L (l, d)``, ``phi_G (P, d)`` or Gram blocks ``K_LL (l, l)``, ``K_LG (l, P)``,
+    ``K_GG (m, g, g)``, and ``index (m, g)`` into the ``P`` pool rows that occur in
+    some group.
   """
-  from assljax.kernels import batch_min_eigenvalues
-
   rows_u, inverse = np.unique(groups, return_inverse=True)
   index = inverse.reshape(groups.shape).astype(np.int32)
   # pad the gathered pool to a power of two (repeating a row no group points at twice)
   # so that the solver compiles once per size class, not once per draw
   padded = max(8, 1 << (len(rows_u) - 1).bit_length())
   rows_u = np.concatenate([rows_u, np.full(padded - len(rows_u), rows_u[0])])
-  opts = dict(positive_only=positive_only, rtol=rtol, chunk_size=chunk_size, method=method,
-              bound_steps=bound_steps)
   phi = kernel.feature_map()
   if phi is not None:
     phi_u = _map_rows(phi, x, rows_u)
     phi_l = (_map_rows(phi, x, labeled) if len(labeled)
              else jnp.zeros((0, phi_u.shape[1]), phi_u.dtype))
-    out = batch_min_eigenvalues(phi_L=phi_l, phi_G=phi_u, index=index, **opts)
-  else:
-    K_LL, K_LU, K_GG = kernel.gram_blocks(x[jnp.asarray(labeled)], x[jnp.asarray(rows_u)],
-                                          index, chunk_size=_KERNEL_ROWS)
-    out = batch_min_eigenvalues(K_LL, K_LU, K_GG, index=index, **opts)
-  out = parallel.to_host(out)   # every process gets all scores (multi-host meshes)
-  check_finite(out, "spectral scores")
-  return out
+    return dict(phi_L=phi_l, phi_G=phi_u, index=index)
+  K_LL, K_LU, K_GG = kernel.gram_blocks(x[jnp.asarray(labeled)], x[jnp.asarray(rows_u)],
+                                        index, chunk_size=_KERNEL_ROWS)
+  return dict(K_LL=K_LL, K_LG=K_LU, K_GG=K_GG, index=index)
 
 
 class _SpectralStrategy(StatelessStrategy):
@@ -205,11 +195,18 @@ class _SpectralStrategy(StatelessStrategy):
     ``bound_steps``, certified upper bounds instead
     (:func:`assljax.kernels.batch_min_eigenvalues`).
     """
+    from assljax.kernels import batch_min_eigenvalues
+
+    out = batch_min_eigenvalues(**self._inputs(ctx, groups), positive_only=positive_only,
+                                rtol=self.rtol, chunk_size=self.chunk_size,
+                                method=self.method, bound_steps=bound_steps)
+    out = parallel.to_host(out)   # every process gets all scores (multi-host meshes)
+    check_finite(out, "spectral scores")
+    return out
+
+  def _inputs(self, ctx: Context, groups: np.ndarray) -> dict[str, jax.Array]:
     kernel = _kernel_for(ctx, self.embed_chunk_size)
-    return _spectral_scores(kernel, ctx.x, ctx.labeled_indices(), np.asarray(groups),
-                            positive_only=positive_only, rtol=self.rtol,
-                            chunk_size=self.chunk_size, method=self.method,
-                            bound_steps=bound_steps)
+    return _spectral_inputs(kernel, ctx.x, ctx.labeled_indices(), np.asarray(groups))
 
 
 @register("npc")
@@ -248,40 +245,21 @@ class NPC(_SpectralStrategy):
     """Row of ``batches`` with the largest score, the first among equals: ``np.argmax`` of
     :meth:`scores`, without solving every candidate exactly when there are many.
 
-    Above ``_SEARCH_MIN`` candidates, every candidate first gets a cheap upper bound
-    (``_BOUND_STEPS`` root-finder steps, certified by an inertia count); candidates are
-    then solved exactly in blocks of ``_SEARCH_TOP``, highest bounds first, until the
-    next block's highest bound is below the best value found (or, when more than
-    ``_SEARCH_BLOCKS`` blocks could still reach it, all of those at once). The others
-    cannot win or tie: a bound is never below the candidate's exactly solved score.
-    After two Newton steps most bounds are close, so a few blocks of tens of thousands
-    of candidates are solved.
+    Above ``_SEARCH_MIN`` candidates, :func:`assljax.kernels.argmax_min_eigenvalue`
+    bounds every candidate from above (``_BOUND_STEPS`` root-finder steps, certified by
+    an inertia count) and solves exactly only blocks of the highest bounds, until no
+    bound left can win or tie: the same pick, one compiled program per round.
     """
-    score = functools.partial(self.scores, ctx, positive_only=self.positive_only)
     if len(batches) <= _SEARCH_MIN:
-      return int(np.argmax(score(batches)))
-    bounds = score(batches, bound_steps=_BOUND_STEPS)
-    order = np.argsort(-bounds, kind="stable")
+      return int(np.argmax(self.scores(ctx, batches, positive_only=self.positive_only)))
+    from assljax.kernels import argmax_min_eigenvalue
 
-    def solve(rows: np.ndarray) -> dict[int, float]:
-      # padded (repeating rows) to a block or a power of two, so that the solver compiles
-      # once per size class, not once per count
-      size = max(_SEARCH_TOP, 1 << (len(rows) - 1).bit_length())
-      return dict(zip(rows.tolist(), score(batches[np.resize(rows, size)])[:len(rows)].tolist()))
-
-    exact = solve(order[:_SEARCH_TOP])
-    rest = order[_SEARCH_TOP:]
-    rest = rest[bounds[rest] >= max(exact.values())]
-    if len(rest) > _SEARCH_BLOCKS * _SEARCH_TOP:   # loose bounds: all at once
-      exact.update(solve(rest))
-    else:   # highest bounds first, until the next block cannot reach the best value
-      for start in range(0, len(rest), _SEARCH_TOP):
-        block = rest[start:start + _SEARCH_TOP]
-        if bounds[block[0]] < max(exact.values()):
-          break
-        exact.update(solve(block))
-    best_value = max(exact.values())
-    return min(i for i, value in exact.items() if value == best_value)
+    found = argmax_min_eigenvalue(**self._inputs(ctx, batches),
+                                  positive_only=self.positive_only, rtol=self.rtol,
+                                  chunk_size=self.chunk_size, method=self.method,
+                                  bound_steps=_BOUND_STEPS)
+    check_finite(np.asarray(found.value), "spectral scores")
+    return int(found.index)
 
   def _select(self, key: jax.Array, ctx: Context, budget: int) -> jax.Array:
     batches = self.candidates(key, ctx, budget)

@@ -16,6 +16,7 @@ m candidates.
     lam = min_eigenvalues(K)                       # (..., n, n) -> (...,)
     lam = bordered_min_eigenvalues(K_LL, K_LG, K_GG)   # (l,l), (m,l,g), (m,g,g) -> (m,)
     lam = batch_min_eigenvalues(K_LL, K_LU, K_GG, index=index)  # or phi_L=, phi_G=
+    best = argmax_min_eigenvalue(K_LL, K_LU, K_GG, index=index)  # .index .value .num_solved
     stax                                # neural_tangents.stax through the compat shim
 
 Names resolve on first use, so importing this package pulls in neither
@@ -40,6 +41,7 @@ _EXPORTS = {
     "bordered_min_eigenvalues": "spectral",
     "feature_min_eigenvalues": "spectral",
     "batch_min_eigenvalues": "spectral",
+    "argmax_min_eigenvalue": "spectral",
 }
 
 

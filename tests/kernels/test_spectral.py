@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from assljax.kernels import (batch_min_eigenvalues, bordered_min_eigenvalues,
-                             feature_min_eigenvalues, min_eigenvalues)
+from assljax.kernels import (argmax_min_eigenvalue, batch_min_eigenvalues,
+                             bordered_min_eigenvalues, feature_min_eigenvalues, min_eigenvalues)
 from assljax.kernels.spectral import choose_method, default_rtol
 
 L, G, M = 12, 4, 6          # labeled rows, group size, candidates (one compile per solver)
@@ -374,6 +374,56 @@ def test_bound_steps_give_upper_bounds_never_below_the_solve(method, positive_on
   assert np.any(bounds > exact)   # two steps do not finish every candidate here
   with pytest.raises(ValueError, match="bound_steps"):
     batch_min_eigenvalues(**opts, bound_steps=0)
+
+
+@pytest.mark.parametrize("method,positive_only", [("bordered", False), ("features", True),
+                                                  ("dense", False)])
+def test_argmax_search_returns_the_argmax_of_every_exact_value(method, positive_only):
+  """Bounds first, exact blocks of 8 by decreasing bound: the winner of all 48 candidates
+  with fewer of them solved (the dense solver has no bounds and solves all). Bounds and
+  exact blocks share one copy of the solver loop: the search's program makes as many
+  LAPACK calls as the exact solve's."""
+  rng = np.random.default_rng(12)
+  phi_l = rng.normal(size=(L, 40 if method == "bordered" else 20)).astype(np.float32)
+  pool = rng.normal(size=(60, phi_l.shape[1])).astype(np.float32)
+  index = np.stack([rng.choice(60, G, replace=False) for _ in range(48)]).astype(np.int32)
+  opts = dict(method=method, positive_only=positive_only, chunk_size=8)
+
+  def compiled(fn):
+    program = jax.jit(lambda *a: fn(phi_L=a[0], phi_G=a[1], index=a[2], **opts)).lower(
+        phi_l, pool, index).compile()
+    return (program(phi_l, pool, index),
+            program.as_text().count('custom_call_target="lapack_'))
+
+  exact, exact_calls = compiled(batch_min_eigenvalues)
+  exact = np.asarray(exact)
+  found, search_calls = compiled(argmax_min_eigenvalue)
+  assert int(found.index) == int(np.argmax(exact))
+  assert search_calls == exact_calls
+  # solved in another position of another block: equal up to the solver's rounding
+  lmax = reference(assembled(*blocks_of(phi_l.astype(np.float64),
+                                        pool[index].astype(np.float64))),
+                   positive_only=positive_only)[1].max()
+  np.testing.assert_allclose(float(found.value), exact.max(), rtol=0,
+                             atol=8 * np.finfo(np.float32).eps * lmax)
+  if method == "dense":
+    assert int(found.num_solved) == len(index)
+  else:
+    assert 8 <= int(found.num_solved) < len(index)
+
+
+def test_argmax_search_breaks_ties_by_the_first_candidate():
+  """Features of rank 10 < l + g = 16: every value is exactly 0, a 48-way tie. The first
+  candidate wins, and one exact block settles it (every later one could only tie)."""
+  rng = np.random.default_rng(13)
+  phi_l = rng.normal(size=(L, 10)).astype(np.float32)
+  pool = rng.normal(size=(60, 10)).astype(np.float32)
+  index = np.stack([rng.choice(60, G, replace=False) for _ in range(48)]).astype(np.int32)
+  found = argmax_min_eigenvalue(phi_L=phi_l, phi_G=pool, index=index, positive_only=False,
+                                method="features", chunk_size=8)
+  assert (int(found.index), float(found.value), int(found.num_solved)) == (0, 0.0, 8)
+  with pytest.raises(ValueError, match="bound_steps"):
+    argmax_min_eigenvalue(phi_L=phi_l, phi_G=pool, index=index, bound_steps=0)
 
 
 @pytest.mark.parametrize("bound_steps", [None, 3])

@@ -66,6 +66,17 @@ def test_costly_strategies_on_8_devices(name, ctx):
   np.testing.assert_array_equal(_select(name, hparams, ctx, parallel.data_mesh(8)), ref)
 
 
+def test_npc_argmax_search_on_8_devices(ctx, monkeypatch):
+  import assljax.acquisition.spectral as spectral
+
+  # the bounded search (one while_loop over bound and exact blocks, each block split
+  # over the devices) instead of scoring all 40 candidates
+  monkeypatch.setattr(spectral, "_SEARCH_MIN", 8)
+  hparams = {"num_candidates": 40, "chunk_size": 2, "method": "bordered"}
+  ref = _select("npc", hparams, ctx)
+  np.testing.assert_array_equal(_select("npc", hparams, ctx, parallel.data_mesh(8)), ref)
+
+
 def test_scores_are_computed_sharded_and_match(ctx):
   strategy = acquisition.get("entropy", chunk_size=4)
   idx = np.arange(N, dtype=np.int32)  # 64 rows: 8 per device

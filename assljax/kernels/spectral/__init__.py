@@ -29,6 +29,8 @@ O(l^3) work once and then O(l g^2) per iteration per candidate (DESIGN §4):
   (``eigvalsh``, chunked), and the fallback for small ``l``.
 * :func:`batch_min_eigenvalues` takes either Gram blocks or features (optionally as
   index sets into a pool) and picks the cheapest of the three exact methods.
+* :func:`argmax_min_eigenvalue` takes the same inputs and returns the candidate with the
+  largest value (NPC's pick) from certified upper bounds and a few exact solves.
 
 Positive-only tolerance. With ``positive_only=True`` the solvers return the smallest
 eigenvalue **strictly greater than** ``rtol * ||M||_F``, where ``||M||_F`` is the
@@ -69,21 +71,25 @@ Layout (private modules, bottom up)::
     _inertia.py   Schur complement, checked and pole-deflated inertia counts
     _roots.py     safeguarded rational Newton / bisection on the count
     _solvers.py   Method, choose_method and SOLVERS = {Method: plan}: dense, bordered, features
-    _driver.py    candidate sources, chunking, per-device dispatch (jitted)
-    _api.py       min_eigenvalues, bordered_/feature_/batch_min_eigenvalues
+    _driver.py    candidate sources, chunking, per-device dispatch, argmax search (jitted)
+    _api.py       min_eigenvalues, bordered_/feature_/batch_min_eigenvalues,
+                  argmax_min_eigenvalue
 """
 
 from __future__ import annotations
 
-from assljax.kernels.spectral._api import (DEFAULT_CHUNK_SIZE, batch_min_eigenvalues,
-                                           bordered_min_eigenvalues, feature_min_eigenvalues,
-                                           min_eigenvalues)
+from assljax.kernels.spectral._api import (DEFAULT_CHUNK_SIZE, argmax_min_eigenvalue,
+                                           batch_min_eigenvalues, bordered_min_eigenvalues,
+                                           feature_min_eigenvalues, min_eigenvalues)
+from assljax.kernels.spectral._driver import Argmax
 from assljax.kernels.spectral._inputs import default_rtol
 from assljax.kernels.spectral._solvers import Method, choose_method
 
 __all__ = [
+    "Argmax",
     "DEFAULT_CHUNK_SIZE",
     "Method",
+    "argmax_min_eigenvalue",
     "batch_min_eigenvalues",
     "bordered_min_eigenvalues",
     "choose_method",

@@ -143,10 +143,67 @@ def batch_min_eigenvalues(K_LL: jax.Array | None = None, K_LG: jax.Array | None 
   Returns:
     ``(m,)`` eigenvalues (or upper bounds) in the inputs' floating dtype.
   """
+  bound_steps = check_positive_int("bound_steps", bound_steps, allow_none=True)
+  inputs, scale, rtol, method = _prepare(K_LL, K_LG, K_GG, phi_L, phi_G, index, rtol=rtol,
+                                         chunk_size=chunk_size, method=method)
+  if inputs.m == 0:
+    return jnp.zeros((0,), inputs.labeled.dtype)
+  return _driver.score(inputs, scale, rtol, method=method, positive_only=bool(positive_only),
+                       chunk_size=chunk_size, bound_steps=bound_steps)
+
+
+def argmax_min_eigenvalue(K_LL: jax.Array | None = None, K_LG: jax.Array | None = None,
+                          K_GG: jax.Array | None = None, *, phi_L: jax.Array | None = None,
+                          phi_G: jax.Array | None = None, index: jax.Array | None = None,
+                          positive_only: bool = True, rtol: float | None = None,
+                          chunk_size: int | None = DEFAULT_CHUNK_SIZE,
+                          method: str = "auto", bound_steps: int = 2) -> _driver.Argmax:
+  """The candidate whose Gram has the largest smallest (positive) eigenvalue (NPC's pick).
+
+  Takes the inputs of :func:`batch_min_eigenvalues` and returns the ``np.argmax`` of its
+  values (the first among equals) without solving every candidate exactly: every
+  candidate is bounded from above after ``bound_steps`` root-finder steps (certified by
+  the inertia count), then candidates are solved exactly in blocks of ``chunk_size``,
+  highest bounds first, until no bound left can win or tie (with a smaller candidate
+  number) the best value found. Bounds and exact solves share one compiled solver
+  loop, so a search compiles one program. The dense method (also chosen by ``"auto"``
+  for ``l < 2 g`` blocks, see :func:`choose_method`) has no bounds and solves every
+  candidate.
+
+  Args:
+    K_LL, K_LG, K_GG, phi_L, phi_G, index, positive_only, rtol, method: as for
+      :func:`batch_min_eigenvalues`.
+    chunk_size: candidates per exact block and per ``lax.map`` step (per device of a
+      data mesh); None: all at once.
+    bound_steps: root-finder steps per bound (more: tighter bounds, fewer exact solves,
+      dearer bounds).
+
+  Returns:
+    ``Argmax(index, value, num_solved)``: ``()`` arrays, the winning candidate, its
+    value (NaN if some candidate's inputs were non-finite, only reachable when traced)
+    and how many candidates were solved exactly.
+  """
+  bound_steps = check_positive_int("bound_steps", bound_steps)
+  inputs, scale, rtol, method = _prepare(K_LL, K_LG, K_GG, phi_L, phi_G, index, rtol=rtol,
+                                         chunk_size=chunk_size, method=method)
+  if inputs.m == 0:
+    raise UserInputError("argmax_min_eigenvalue needs at least one candidate (m >= 1).")
+  if method == Method.DENSE:
+    values = _driver.score(inputs, scale, rtol, method=method,
+                           positive_only=bool(positive_only), chunk_size=chunk_size)
+    best = jnp.argmax(values).astype(jnp.int32)
+    value = jnp.where(jnp.any(jnp.isnan(values)), jnp.nan, values[best])
+    return _driver.Argmax(best, value, jnp.asarray(inputs.m, jnp.int32))
+  return _driver.argmax(inputs, scale, rtol, method=method, positive_only=bool(positive_only),
+                        chunk_size=chunk_size, bound_steps=bound_steps)
+
+
+def _prepare(K_LL, K_LG, K_GG, phi_L, phi_G, index, *, rtol: float | None,
+             chunk_size: int | None, method: str):
+  """Validated inputs, their power-of-two scale, ``rtol`` (an array) and the method."""
   if method not in _METHODS:
     raise UserInputError(f"method must be one of {', '.join(_METHODS)}, got {method!r}.")
   check_chunk_size(chunk_size)
-  bound_steps = check_positive_int("bound_steps", bound_steps, allow_none=True)
   have_blocks = any(a is not None for a in (K_LL, K_LG, K_GG))
   have_features = phi_L is not None or phi_G is not None
   if have_blocks == have_features:
@@ -174,8 +231,4 @@ def batch_min_eigenvalues(K_LL: jax.Array | None = None, K_LG: jax.Array | None 
     raise UserInputError("method='features' needs features (phi_L, phi_G), not Gram blocks.")
   if method == Method.BORDERED and inputs.l == 0:
     method = Method.DENSE  # nothing shared: the bordered solve is λ_min of K_GG
-  if inputs.m == 0:
-    return jnp.zeros((0,), dtype)
-  return _driver.score(inputs, scale, jnp.asarray(rtol, dtype), method=method,
-                       positive_only=bool(positive_only), chunk_size=chunk_size,
-                       bound_steps=bound_steps)
+  return inputs, scale, jnp.asarray(rtol, dtype), method

@@ -13,7 +13,7 @@ its own candidates. :func:`independent` does the same for a batch of unrelated m
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +22,8 @@ from assljax import parallel
 from assljax._chunking import chunked_map
 from assljax.kernels.spectral._inertia import sym
 from assljax.kernels.spectral._inputs import Blocks, Features
-from assljax.kernels.spectral._solvers import SOLVERS, Method, dense_chunk
+from assljax.kernels.spectral._roots import EXACT_STEPS
+from assljax.kernels.spectral._solvers import SOLVERS, Method, Plan, dense_chunk
 
 
 def _rows(a: jax.Array, ids: jax.Array | None) -> jax.Array:
@@ -75,6 +76,16 @@ class _BlockSource:
     return B, D, _rows_finite(B, D)
 
   def border(self, Q):
+    if self._index is not None:
+      # every pool column serves many candidates: project the pool once, not per candidate
+      QtK = jnp.matmul(Q.T, self._pool / self._scale)                 # (l, N)
+
+      def chunk(ids):
+        Z = jnp.moveaxis(jnp.take(QtK, _rows(self._index, ids), axis=1), 0, 1)
+        D = _rows(self._kgg, ids) / self._scale
+        return Z, D, _rows_finite(Z, D)
+      return chunk
+
     def chunk(ids):
       B, D, ok = self.blocks(ids)
       return jnp.matmul(Q.T[None], B), D, ok                          # Qᵀ B (c, l, g)
@@ -113,14 +124,49 @@ class _FeatureSource:
 
   def border(self, Q):
     P = jnp.matmul(Q.T, self.labeled_features)                          # Qᵀ Φ_L (l, d)
+    if self._index is not None:
+      PU = jnp.matmul(P, self._pool.T / self._feat_scale)               # (l, N), once
+
+      def chunk(ids):
+        U, ok = self.features(ids)
+        Z = jnp.moveaxis(jnp.take(PU, _rows(self._index, ids), axis=1), 0, 1)
+        return Z, jnp.matmul(U, jnp.swapaxes(U, 1, 2)), ok
+      return chunk
 
     def chunk(ids):
       U, ok = self.features(ids)
       return jnp.matmul(P[None], jnp.swapaxes(U, 1, 2)), jnp.matmul(U, jnp.swapaxes(U, 1, 2)), ok
     return chunk
 
+  def projected(self, Q):
+    if self._index is not None:
+      pool_Q = jnp.matmul(self._pool / self._feat_scale, Q)            # (N, d), once
+
+      def chunk(ids):
+        V = jnp.take(pool_Q, _rows(self._index, ids), axis=0)          # (c, g, d)
+        return jnp.swapaxes(V, 1, 2), _rows_finite(V)
+      return chunk
+
+    def chunk(ids):
+      U, ok = self.features(ids)
+      return jnp.matmul(Q.T[None], jnp.swapaxes(U, 1, 2)), ok          # (c, d, g)
+    return chunk
+
 
 COMPACT_MIN_CANDIDATES = 16384   # exact solves of at least this many candidates compact
+
+
+def _source(inputs: Blocks | Features, scale: jax.Array) -> _BlockSource | _FeatureSource:
+  return (_FeatureSource if isinstance(inputs, Features) else _BlockSource)(inputs, scale)
+
+
+def _solve_chunk(plan: Plan, ids: jax.Array | None, steps: jax.Array) -> jax.Array:
+  """``(c,)`` the plan's values (or bounds, see ``Plan.solve``) for candidates ``ids``;
+  NaN where a candidate's inputs are not finite."""
+  args, ok = plan.gather(ids)
+  # under a data mesh each device iterates on its own candidates
+  out = parallel.per_device(plan.solve, *args, steps, rows=(*plan.rows, False))
+  return jnp.where(ok, out, jnp.nan)
 
 
 # --------------------------------------------------------------------------------------
@@ -148,20 +194,13 @@ def score(inputs: Blocks | Features, scale: jax.Array, rtol: jax.Array, *, metho
     ``(m,)`` eigenvalues (or upper bounds); NaN for candidates with non-finite inputs
     (reachable only when traced: concrete non-finite inputs are refused before).
   """
-  source = (_FeatureSource if isinstance(inputs, Features) else _BlockSource)(inputs, scale)
+  source = _source(inputs, scale)
   # compacting the slowest rows saves ~25% of the iteration but compiles a second copy of
   # the loop (~1.5 s on CPU), so only large exact solves use it
   compact = bound_steps is None and inputs.m >= COMPACT_MIN_CANDIDATES
-  plan = SOLVERS[method](source, positive_only=positive_only, rtol=rtol,
-                         bound_steps=bound_steps, compact=compact)
-
-  def chunk(ids):
-    args, ok = plan.gather(ids)
-    # under a data mesh each device iterates on its own candidates
-    out = parallel.per_device(plan.solve, *args, rows=plan.rows)
-    return jnp.where(ok, out, jnp.nan)
-
-  out = _chunked(chunk, inputs.m, chunk_size)
+  plan = SOLVERS[method](source, positive_only=positive_only, rtol=rtol, compact=compact)
+  steps = jnp.asarray(EXACT_STEPS if bound_steps is None else bound_steps, jnp.int32)
+  out = _chunked(lambda ids: _solve_chunk(plan, ids, steps), inputs.m, chunk_size)
   labeled_ok = jnp.all(jnp.isfinite(inputs.labeled))
   return jnp.where(labeled_ok, out * scale, jnp.nan)
 
@@ -181,3 +220,96 @@ def independent(K: jax.Array, scale: jax.Array, rtol: jax.Array, *, positive_onl
   out = _chunked(chunk, flat.shape[0], chunk_size) * scale
   finite = jnp.all(jnp.isfinite(flat), axis=(1, 2))
   return jnp.where(finite, out, jnp.nan).reshape(batch)
+
+
+class Argmax(NamedTuple):
+  """The result of :func:`assljax.kernels.spectral.argmax_min_eigenvalue`.
+
+  Attributes:
+    index: ``()`` int32, the candidate with the largest value, the first among equals.
+    value: ``()`` its value (NaN if some candidate scored NaN).
+    num_solved: ``()`` int32, candidates solved exactly (the rest were dropped by their
+      bound; padding of the last block included).
+  """
+  index: jax.Array
+  value: jax.Array
+  num_solved: jax.Array
+
+
+@functools.partial(jax.jit, static_argnames=("method", "positive_only", "chunk_size",
+                                             "bound_steps"))
+def argmax(inputs: Blocks | Features, scale: jax.Array, rtol: jax.Array, *, method: Method,
+           positive_only: bool, chunk_size: int | None, bound_steps: int) -> Argmax:
+  """The candidate with the largest :func:`score`, solving few of them exactly.
+
+  Every candidate is first bounded from above (``bound_steps`` root-finder steps,
+  certified by the inertia count); then blocks of candidates, highest bounds first, are
+  solved exactly until the next block's highest bound is below the best value found
+  (or equal to it, with a larger candidate number than the best one's). A candidate
+  left out has a bound, hence a value, below that best value (or could only tie it
+  from behind), so the result is ``argmax(score(...))``, the first among equals. Bounds and exact blocks run through
+  one ``while_loop`` around one per-block solve (the step count is an argument of it),
+  so the solver's loop is compiled once; a block is ``chunk_size`` candidates per device
+  of the data mesh (all of them for None). The bordered and feature-space methods only
+  (the dense solver has no bounds).
+  """
+  m = inputs.m
+  plan = SOLVERS[method](_source(inputs, scale), positive_only=positive_only, rtol=rtol)
+  found = parallel.current_data_axis()
+  block = m if chunk_size is None else min(m, chunk_size * (found[1] if found else 1))
+  num_bound_blocks = -(-m // block)
+  padded = num_bound_blocks * block
+  arange = jnp.arange(block, dtype=jnp.int32)
+
+  def solve(ids, steps):
+    return chunked_map(lambda ids: _solve_chunk(plan, ids, steps), ids, chunk_size=chunk_size)
+
+  def record_bounds(state, pos, values):
+    t, bounds, order, *rest = state
+    # NaN (non-finite inputs, only when traced) sorts first and is solved; padding never
+    values = jnp.where(pos < m, jnp.where(jnp.isnan(values), jnp.inf, values), -jnp.inf)
+    bounds = jax.lax.dynamic_update_slice(bounds, values, (t * block,))
+    order = jax.lax.cond(t == num_bound_blocks - 1,
+                         lambda: jnp.argsort(-bounds, stable=True).astype(jnp.int32),
+                         lambda: order)
+    return (t, bounds, order, *rest)
+
+  def record_values(state, pos, values, ids):
+    t, bounds, order, start, best_value, best_index, solved, nan_seen = state
+    valid = pos < m
+    nan_seen = nan_seen | jnp.any(valid & jnp.isnan(values))
+    values = jnp.where(valid & ~jnp.isnan(values), values, -jnp.inf)
+    top = jnp.max(values)
+    top_index = jnp.min(jnp.where(values == top, ids, m))
+    better = (top > best_value) | ((top == best_value) & (top_index < best_index))
+    return (t, bounds, order, start + block, jnp.where(better, top, best_value),
+            jnp.where(better, top_index, best_index),
+            solved + jnp.sum(valid.astype(jnp.int32)), nan_seen)
+
+  def body(state):
+    t, bounds, order, start = state[:4]
+    bounding = t < num_bound_blocks
+    pos = jnp.where(bounding, t * block, start) + arange
+    ids = jnp.where(bounding, pos, jnp.take(order, jnp.minimum(pos, padded - 1)))
+    ids = jnp.minimum(ids, m - 1)
+    values = solve(ids, jnp.where(bounding, bound_steps, EXACT_STEPS).astype(jnp.int32))
+    state = jax.lax.cond(bounding, lambda s: record_bounds(s, pos, values),
+                         lambda s: record_values(s, pos, values, ids), state)
+    return (state[0] + 1, *state[1:])
+
+  def cond(state):
+    t, bounds, order, start, best_value, best_index = state[:6]
+    nxt = order[jnp.minimum(start, padded - 1)]
+    # equal bounds sit in index order, so a tie can still win only from a smaller index
+    reach = (bounds[nxt] > best_value) | ((bounds[nxt] == best_value) & (nxt < best_index))
+    return (t < num_bound_blocks) | ((start < m) & reach)
+
+  dtype = inputs.labeled.dtype
+  state = (jnp.zeros((), jnp.int32), jnp.full((padded,), -jnp.inf, dtype),
+           jnp.arange(padded, dtype=jnp.int32), jnp.zeros((), jnp.int32),
+           jnp.full((), -jnp.inf, dtype), jnp.zeros((), jnp.int32),
+           jnp.zeros((), jnp.int32), jnp.zeros((), bool))
+  _, _, _, _, best_value, best_index, solved, nan_seen = jax.lax.while_loop(cond, body, state)
+  labeled_ok = jnp.all(jnp.isfinite(inputs.labeled))
+  value = jnp.where(labeled_ok & ~nan_seen, best_value * scale, jnp.nan)
+  return Argmax(best_index, value, solved)

@@ -23,6 +23,7 @@ _MAX_MODEL_RUN = 16   # model steps in a row before a forced bisection
 _SHIFT = 2.0          # inverse-iteration shift, as a multiple of a negative quotient
 _COMPACT_FACTOR = 4   # _compacted: the last quarter of a chunk runs on a quarter of it
 _MIN_COMPACT = 8      # ... when that is at least this many rows
+EXACT_STEPS = 2 ** 30  # a bound_steps that means "to convergence" (above any iteration cap)
 
 
 def _max_iter(dtype: Any) -> int:
@@ -183,7 +184,7 @@ def _evaluate_smallest(lam, Z, D, x, v, *, sigma: float):
 
 
 def kth_eigenvalue(lam, Z, D, k, lo, hi, atol, x0=None, *, sigma: float, offset: int,
-                   smallest: bool = False, bound_steps: int | None = None,
+                   smallest: bool = False, bound_steps: jax.Array | int | None = None,
                    compact: bool = False):
   """Smallest ``x`` with ``count(x) >= k``, given ``count(lo) < k <= count(hi)``.
 
@@ -201,19 +202,22 @@ def kth_eigenvalue(lam, Z, D, k, lo, hi, atol, x0=None, *, sigma: float, offset:
   row. Stops per candidate once ``hi - lo <= atol``; returns the midpoint ``(c,)``.
   ``x0`` is the first point evaluated (default: just below ``hi``).
 
-  A candidate's iterates do not depend on the others', so with ``compact`` (and without
-  ``bound_steps``) the iteration runs on the whole chunk only while more than a quarter
+  A candidate's iterates do not depend on the others', so with ``compact`` the iteration runs on the whole chunk only while more than a quarter
   of it is unfinished, then on the unfinished rows gathered into a quarter-size chunk
   (:func:`_compacted`): the slowest few candidates no longer cost whole-chunk steps, at
   the price of compiling the loop twice.
 
-  With ``bound_steps = s`` it stops after at most ``s`` steps and returns ``hi`` instead: an
-  upper bound on the eigenvalue certified by the inertia count, and, since a candidate's
-  iterates do not depend on the others, never below what the full iteration returns.
+  With ``bound_steps = s`` (an int32 scalar, possibly traced) it stops after at most ``s``
+  steps and returns ``hi`` instead: an upper bound on the eigenvalue certified by the
+  inertia count, and, since a candidate's iterates do not depend on the others, never
+  below what the full iteration returns. An ``s`` of at least the iteration cap
+  (:data:`EXACT_STEPS`) returns the midpoint, as without ``bound_steps``: one compiled
+  loop then serves bounds and eigenvalues (the driver's argmax search).
   """
   dtype = Z.dtype
   c, g = Z.shape[0], Z.shape[2]
-  max_iter = _max_iter(dtype) if bound_steps is None else min(_max_iter(dtype), bound_steps)
+  cap = _max_iter(dtype)
+  max_iter = cap if bound_steps is None else jnp.minimum(cap, bound_steps)
   if x0 is None:
     x0 = jnp.maximum(0.5 * (lo + hi), hi - atol)
 
@@ -247,13 +251,13 @@ def kth_eigenvalue(lam, Z, D, k, lo, hi, atol, x0=None, *, sigma: float, offset:
 
   done0 = (hi - lo) <= atol
   state = (jnp.zeros((), jnp.int32), lo, hi, x0, v0, jnp.zeros((c,), jnp.int32), done0)
-  # bounds stop after a few steps, before compacting could pay for its compile
-  _, lo, hi, *_ = _compacted(body, (Z, D, k, atol), state, max_iter=max_iter,
-                             compact=compact and bound_steps is None)
-  return hi if bound_steps is not None else 0.5 * (lo + hi)
+  _, lo, hi, *_ = _compacted(body, (Z, D, k, atol), state, max_iter=max_iter, compact=compact)
+  if bound_steps is None:
+    return 0.5 * (lo + hi)
+  return jnp.where(bound_steps < cap, hi, 0.5 * (lo + hi))
 
 
-def _compacted(body, rows, state, *, max_iter: int, compact: bool):
+def _compacted(body, rows, state, *, max_iter: int | jax.Array, compact: bool):
   """``while_loop(body)`` until every row is done, the last quarter on a quarter of the rows.
 
   ``rows`` (per-candidate inputs) and ``state = (it, *per-candidate arrays, done)`` have

@@ -78,6 +78,9 @@ class FeatureSource(CandidateSource, Protocol):
   def features(self, ids: jax.Array | None) -> tuple[jax.Array, jax.Array]:
     """``(U (c, g, d), ok (c,))``: the candidates' features, inputs finite."""
 
+  def projected(self, Q: jax.Array) -> Callable[[jax.Array | None], tuple]:
+    """``ids -> (Qᵀ Uᵀ (c, d, g), ok (c,))`` for an orthogonal ``Q (d, d)``."""
+
 
 class Plan(NamedTuple):
   """How a solver scores a chunk of candidates.
@@ -85,9 +88,13 @@ class Plan(NamedTuple):
   Attributes:
     gather: ``ids -> (args, ok)``: the arguments of ``solve`` for that chunk and ``(c,)``
       whether each candidate's inputs are finite.
-    solve: ``(*args) -> (c,)`` eigenvalues (scaled units); row-wise in the arguments
-      flagged by ``rows``, so that each device can run it on its own candidates.
-    rows: per argument of ``solve``, whether its leading axis runs over candidates.
+    solve: ``(*args, steps) -> (c,)`` eigenvalues (scaled units), or with an int32
+      scalar ``steps`` below ``_roots.EXACT_STEPS`` upper bounds certified after that
+      many root-finder steps (:func:`kth_eigenvalue`; the dense solver is always exact);
+      row-wise in the arguments flagged by ``rows``, so that each device can run it on
+      its own candidates.
+    rows: per argument of ``solve`` (``steps`` excluded), whether its leading axis runs
+      over candidates.
   """
   gather: Callable[[jax.Array | None], tuple[tuple[jax.Array, ...], jax.Array]]
   solve: Callable[..., jax.Array]
@@ -111,15 +118,15 @@ def dense_chunk(M: jax.Array, *, positive_only: bool, rtol: jax.Array) -> jax.Ar
   return jnp.where(jnp.isfinite(best), best, 0.0).astype(M.dtype)
 
 
-def _bordered_chunk(lam, Z, D, fro2_fixed, *, positive_only: bool, rtol: jax.Array,
-                    bound_steps: int | None = None, compact: bool = False) -> jax.Array:
+def _bordered_chunk(lam, Z, D, fro2_fixed, steps, *, positive_only: bool, rtol: jax.Array,
+                    compact: bool = False) -> jax.Array:
   """Bordered solve for one chunk: ``(c,)`` smallest (positive) eigenvalues.
 
   Args:
     lam: ``(l,)`` eigenvalues of ``K_LL``; ``Z``: ``(c, l, g)`` = ``Qᵀ K_LG``;
     D: ``(c, g, g)`` = ``K_GG``; fro2_fixed: ``||K_LL||_F^2``.
-    bound_steps: stop after this many root-finder steps and return certified upper
-      bounds (:func:`kth_eigenvalue`); None for the eigenvalues.
+    steps: int32 scalar: stop after this many root-finder steps and return certified
+      upper bounds (:func:`kth_eigenvalue`); ``_roots.EXACT_STEPS`` for the eigenvalues.
     compact: iterate the chunk's slowest quarter on fewer rows (:func:`kth_eigenvalue`).
   """
   dtype = Z.dtype
@@ -139,7 +146,7 @@ def _bordered_chunk(lam, Z, D, fro2_fixed, *, positive_only: bool, rtol: jax.Arr
   lhat = jnp.maximum(jnp.maximum(lam_abs, jnp.max(jnp.abs(diagD), axis=1)), fro / n)
   atol = 4.0 * eps * jnp.maximum(lhat, jnp.finfo(dtype).tiny)
   count = functools.partial(count_below, sigma=1.0, offset=0)
-  solve = functools.partial(kth_eigenvalue, sigma=1.0, offset=0, bound_steps=bound_steps,
+  solve = functools.partial(kth_eigenvalue, sigma=1.0, offset=0, bound_steps=steps,
                             compact=compact)
   if not positive_only:
     solve = functools.partial(solve, smallest=True)
@@ -164,14 +171,14 @@ def _bordered_chunk(lam, Z, D, fro2_fixed, *, positive_only: bool, rtol: jax.Arr
   return jnp.where(none, 0.0, out).astype(dtype)
 
 
-def _features_chunk(lam, Y, fro2_fixed, n, *, positive_only: bool, rtol: jax.Array,
-                    bound_steps: int | None = None, compact: bool = False) -> jax.Array:
+def _features_chunk(lam, Y, fro2_fixed, n, steps, *, positive_only: bool, rtol: jax.Array,
+                    compact: bool = False) -> jax.Array:
   """Feature-space solve for one chunk: ``(c,)`` smallest (positive) eigenvalues of ``Φ Φᵀ``.
 
   Args:
     lam: ``(d,)`` eigenvalues of ``Φ_Lᵀ Φ_L``; ``Y``: ``(c, d, g)`` = ``Qᵀ Φ_Gᵀ``;
     fro2_fixed: ``||Φ_Lᵀ Φ_L||_F^2``; n: rows of the Gram, ``l + g``.
-    bound_steps, compact: as for :func:`_bordered_chunk`.
+    steps, compact: as for :func:`_bordered_chunk`.
   """
   dtype = Y.dtype
   d, g = Y.shape[1], Y.shape[2]
@@ -185,7 +192,7 @@ def _features_chunk(lam, Y, fro2_fixed, n, *, positive_only: bool, rtol: jax.Arr
   atol = 4.0 * eps * jnp.maximum(lhat, jnp.finfo(dtype).tiny)
   D = jnp.broadcast_to(-jnp.eye(g, dtype=dtype)[None], (c, g, g))
   count = functools.partial(count_below, sigma=0.0, offset=-g)
-  solve = functools.partial(kth_eigenvalue, sigma=0.0, offset=-g, bound_steps=bound_steps,
+  solve = functools.partial(kth_eigenvalue, sigma=0.0, offset=-g, bound_steps=steps,
                             compact=compact)
   upper = lam[-1] + uf2 + atol
   if not positive_only:
@@ -211,9 +218,9 @@ def _features_chunk(lam, Y, fro2_fixed, n, *, positive_only: bool, rtol: jax.Arr
 
 
 def _dense(source: CandidateSource, *, positive_only: bool, rtol: jax.Array,
-           bound_steps: int | None = None, compact: bool = False) -> Plan:
+           compact: bool = False) -> Plan:
   """One ``eigvalsh`` per assembled matrix ``[[A, B], [Bᵀ, D]]`` (exact: no bound mode)."""
-  del bound_steps, compact
+  del compact
   A = source.labeled_gram()
   l = source.l
 
@@ -224,12 +231,12 @@ def _dense(source: CandidateSource, *, positive_only: bool, rtol: jax.Array,
     bottom = jnp.concatenate([jnp.swapaxes(B, 1, 2), D], axis=2)
     return (jnp.concatenate([top, bottom], axis=1), rtol), ok
 
-  solve = lambda M, rtol: dense_chunk(M, positive_only=positive_only, rtol=rtol)
+  solve = lambda M, rtol, steps: dense_chunk(M, positive_only=positive_only, rtol=rtol)
   return Plan(gather, solve, rows=(True, False))
 
 
 def _bordered(source: CandidateSource, *, positive_only: bool, rtol: jax.Array,
-              bound_steps: int | None = None, compact: bool = False) -> Plan:
+              compact: bool = False) -> Plan:
   """``A = Q diag(Λ) Qᵀ`` once; per candidate the border ``Qᵀ B`` and ``D``."""
   A = source.labeled_gram()
   lam, Q = jnp.linalg.eigh(A)
@@ -240,29 +247,27 @@ def _bordered(source: CandidateSource, *, positive_only: bool, rtol: jax.Array,
     Z, D, ok = border(ids)
     return (lam, Z, D, fro2, rtol), ok
 
-  solve = lambda lam, Z, D, fro2, rtol: _bordered_chunk(
-      lam, Z, D, fro2, positive_only=positive_only, rtol=rtol, bound_steps=bound_steps,
-      compact=compact)
+  solve = lambda lam, Z, D, fro2, rtol, steps: _bordered_chunk(
+      lam, Z, D, fro2, steps, positive_only=positive_only, rtol=rtol, compact=compact)
   return Plan(gather, solve, rows=(False, True, True, False, False))
 
 
 def _features(source: FeatureSource, *, positive_only: bool, rtol: jax.Array,
-              bound_steps: int | None = None, compact: bool = False) -> Plan:
+              compact: bool = False) -> Plan:
   """``Φ_Lᵀ Φ_L = Q diag(Λ) Qᵀ`` once; per candidate ``Y = Qᵀ Φ_Gᵀ``."""
   phi_L = source.labeled_features
   A = sym(jnp.matmul(phi_L.T, phi_L))
   lam, Q = jnp.linalg.eigh(A)
   fro2 = jnp.sum(A * A)
   n = source.l + source.g
+  projected = source.projected(Q)
 
   def gather(ids):
-    U, ok = source.features(ids)
-    Y = jnp.matmul(Q.T[None], jnp.swapaxes(U, 1, 2))                  # (c, d, g)
+    Y, ok = projected(ids)                                            # (c, d, g)
     return (lam, Y, fro2, rtol), ok
 
-  solve = lambda lam, Y, fro2, rtol: _features_chunk(
-      lam, Y, fro2, n, positive_only=positive_only, rtol=rtol, bound_steps=bound_steps,
-      compact=compact)
+  solve = lambda lam, Y, fro2, rtol, steps: _features_chunk(
+      lam, Y, fro2, n, steps, positive_only=positive_only, rtol=rtol, compact=compact)
   return Plan(gather, solve, rows=(False, True, False, False))
 
 
