@@ -62,7 +62,10 @@ When ``l + Q`` exceeds the rank of the kernel (``d + 1`` for the last-layer NTK 
 NPC needs only the best of its ``m`` candidates, so with many candidates it first bounds
 every score from above (two root-finder steps, certified by an inertia count) and solves
 exactly only the candidates whose bound can reach the best exact score found
-(:meth:`NPC.best`); the pick is the same as scoring every candidate exactly.
+(:meth:`NPC.best`, :func:`assljax.kernels.argmax_min_eigenvalue`: one compiled program
+for bounds and exact solves); the pick is the same as scoring every candidate exactly.
+The kernel's features (or Gram blocks) are computed once per round for every pool
+sample that occurs in some candidate.
 
 Deterministic for a key: candidate batches come from Floyd's algorithm with
 ``jax.random`` keys folded from ``key``, CRC's partition from ``jax.random.permutation``,
@@ -135,8 +138,14 @@ def _kernel_for(ctx: Context, embed_chunk_size: int) -> Any:
 def _map_rows(phi: Callable[[jax.Array], jax.Array], x: jax.Array,
               rows: np.ndarray) -> jax.Array:
   """``phi(x[rows])`` ``(len(rows), d)``, gathering ``_HOST_ROWS`` samples per call."""
-  return jnp.concatenate([phi(x[jnp.asarray(rows[s:s + _HOST_ROWS])])
+  return jnp.concatenate([phi(_take_rows(x, rows[s:s + _HOST_ROWS]))
                           for s in range(0, len(rows), _HOST_ROWS)], axis=0)
+
+
+@jax.jit
+def _take_rows(x: jax.Array, rows: jax.Array) -> jax.Array:
+  # jitted: indexing eagerly compiles its half-dozen operations one by one
+  return jnp.take(x, rows, axis=0)
 
 
 def _spectral_inputs(kernel: Any, x: jax.Array, labeled: np.ndarray,

@@ -68,9 +68,15 @@ def _check_inputs(x1: Any, x2: Any = None) -> tuple[jax.Array, jax.Array | None]
         f"{tuple(xs[1].shape[1:])}.")
   for name, x in zip(("x1", "x2"), xs):
     if not is_traced(x) and jnp.issubdtype(x.dtype, jnp.inexact):
-      if not bool(jnp.isfinite(x).all()):
+      if not bool(_all_finite(x)):
         raise UserInputError(f"{name} contains NaN or infinity.")
   return xs[0], (xs[1] if len(xs) == 2 else None)
+
+
+@jax.jit
+def _all_finite(x: jax.Array) -> jax.Array:
+  # one program per shape; eagerly, isfinite and the reduction compile one by one
+  return jnp.all(jnp.isfinite(x))
 
 
 def _check_trace_axes(trace_axes: Any) -> bool:

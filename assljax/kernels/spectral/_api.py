@@ -213,10 +213,8 @@ def _prepare(K_LL, K_LG, K_GG, phi_L, phi_G, index, *, rtol: float | None,
     raise UserInputError("Gram blocks need all three of K_LL, K_LG and K_GG.")
   if have_features and (phi_L is None or phi_G is None):
     raise UserInputError("features need both phi_L and phi_G.")
-  if index is not None:
-    index = jnp.asarray(index)
-    if index.ndim != 2:
-      raise UserInputError(f"index must be (m, g), got shape {tuple(index.shape)}.")
+  if index is not None and jnp.ndim(index) != 2:
+    raise UserInputError(f"index must be (m, g), got shape {tuple(jnp.shape(index))}.")
 
   if have_blocks:
     inputs = _inputs.blocks(K_LL, K_LG, K_GG, index=index)

@@ -77,13 +77,16 @@ class _BlockSource:
 
   def border(self, Q):
     if self._index is not None:
-      # every pool column serves many candidates: project the pool once, not per candidate
-      QtK = jnp.matmul(Q.T, self._pool / self._scale)                 # (l, N)
+      # every pool column serves many candidates: project the pool once, not per
+      # candidate, and keep a sample's projection contiguous (a row) for the gathers
+      projected = jnp.matmul(self._pool.T / self._scale, Q)           # (N, l) = (Qᵀ K_LU)ᵀ
+      pool_ok = _rows_finite(self._pool.T)
 
       def chunk(ids):
-        Z = jnp.moveaxis(jnp.take(QtK, _rows(self._index, ids), axis=1), 0, 1)
+        rows = _rows(self._index, ids)
+        Z = jnp.swapaxes(jnp.take(projected, rows, axis=0), 1, 2)    # (c, l, g)
         D = _rows(self._kgg, ids) / self._scale
-        return Z, D, _rows_finite(Z, D)
+        return Z, D, jnp.all(pool_ok[rows], axis=1) & _rows_finite(D)
       return chunk
 
     def chunk(ids):
@@ -125,12 +128,15 @@ class _FeatureSource:
   def border(self, Q):
     P = jnp.matmul(Q.T, self.labeled_features)                          # Qᵀ Φ_L (l, d)
     if self._index is not None:
-      PU = jnp.matmul(P, self._pool.T / self._feat_scale)               # (l, N), once
+      # as for _BlockSource.border: the pool's projection once, a row per sample
+      projected = jnp.matmul(self._pool / self._feat_scale, P.T)        # (N, l)
+      pool_ok = _rows_finite(self._pool)
 
       def chunk(ids):
-        U, ok = self.features(ids)
-        Z = jnp.moveaxis(jnp.take(PU, _rows(self._index, ids), axis=1), 0, 1)
-        return Z, jnp.matmul(U, jnp.swapaxes(U, 1, 2)), ok
+        rows = _rows(self._index, ids)
+        U = jnp.take(self._pool, rows, axis=0) / self._feat_scale       # (c, g, d)
+        Z = jnp.swapaxes(jnp.take(projected, rows, axis=0), 1, 2)      # (c, l, g)
+        return Z, jnp.matmul(U, jnp.swapaxes(U, 1, 2)), jnp.all(pool_ok[rows], axis=1)
       return chunk
 
     def chunk(ids):
@@ -140,11 +146,13 @@ class _FeatureSource:
 
   def projected(self, Q):
     if self._index is not None:
-      pool_Q = jnp.matmul(self._pool / self._feat_scale, Q)            # (N, d), once
+      projected = jnp.matmul(self._pool / self._feat_scale, Q)         # (N, d), once
+      pool_ok = _rows_finite(self._pool)
 
       def chunk(ids):
-        V = jnp.take(pool_Q, _rows(self._index, ids), axis=0)          # (c, g, d)
-        return jnp.swapaxes(V, 1, 2), _rows_finite(V)
+        rows = _rows(self._index, ids)
+        Y = jnp.swapaxes(jnp.take(projected, rows, axis=0), 1, 2)      # (c, d, g)
+        return Y, jnp.all(pool_ok[rows], axis=1)
       return chunk
 
     def chunk(ids):

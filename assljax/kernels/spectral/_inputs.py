@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from assljax._validation import UserInputError, is_traced
 
@@ -79,10 +80,12 @@ def _abs_max(x: jax.Array) -> jax.Array:
   return jnp.max(jnp.abs(x))
 
 
-def _pow2_scale(amax: jax.Array, dtype: Any, *, square: bool) -> jax.Array:
-  """A power of two near ``amax`` (1 for zero/non-finite), for exact rescaling; squared
-  (the scale of a Gram of features) when ``square``. Kept inside the normal range."""
-  amax = amax.astype(dtype)
+@functools.partial(jax.jit, static_argnames=("dtype", "square"))
+def _pow2_scale(amaxes: tuple[jax.Array, ...], dtype: Any, *, square: bool) -> jax.Array:
+  """A power of two near ``max(amaxes)`` (1 for zero/non-finite), for exact rescaling;
+  squared (the scale of a Gram of features) when ``square``. Kept inside the normal
+  range. One compiled program (eagerly, its dozen operations would compile one by one)."""
+  amax = functools.reduce(jnp.maximum, amaxes).astype(dtype)
   ok = jnp.isfinite(amax) & (amax > 0)
   e = jnp.round(jnp.log2(jnp.where(ok, amax, 1.0)))
   limit = (jnp.finfo(dtype).maxexp - 4) // (2 if square else 1)
@@ -100,16 +103,15 @@ def scale_and_check(named: dict[str, jax.Array], dtype: Any, *,
   amaxes = {k: _abs_max(v) for k, v in named.items()}
   if not is_traced(*named.values()):
     for k, a in amaxes.items():
-      if not bool(jnp.isfinite(a)):
+      if not math.isfinite(float(a)):
         raise UserInputError(f"{k} contains NaN or infinity; refusing to score.")
-  amax = functools.reduce(jnp.maximum, list(amaxes.values()))
-  if square and not is_traced(*named.values()):
+    amax = max(float(a) for a in amaxes.values())
     big = math.sqrt(float(jnp.finfo(dtype).max)) / 2.0 ** 8
-    if float(amax) > big:
-      raise UserInputError(f"features as large as {float(amax):.3g} have a Gram that overflows "
+    if square and amax > big:
+      raise UserInputError(f"features as large as {amax:.3g} have a Gram that overflows "
                            f"{jnp.dtype(dtype).name}; rescale them (the eigenvalues scale with "
                            "the square).")
-  return _pow2_scale(amax, dtype, square=square)
+  return _pow2_scale(tuple(amaxes.values()), jnp.dtype(dtype), square=square)
 
 
 # --------------------------------------------------------------------------------------
@@ -195,16 +197,24 @@ class Features(NamedTuple):
                            square=True)
 
 
+@jax.jit
+def _range(index: jax.Array) -> tuple[jax.Array, jax.Array]:
+  return jnp.min(index), jnp.max(index)
+
+
 def _index(index: Any, size: int) -> jax.Array:
   """``index`` as int32 with entries in ``[0, size)`` (checked when concrete)."""
-  index = jnp.asarray(index)
+  # a host array is checked on the host (no device round trip, nothing to compile)
+  index = np.asarray(index) if isinstance(index, (np.ndarray, list, tuple)) else index
   if not jnp.issubdtype(index.dtype, jnp.integer):
     raise UserInputError(f"index must be an integer array, got dtype {index.dtype}.")
-  if not is_traced(index) and index.size and (int(index.min()) < 0
-                                              or int(index.max()) >= size):
-    raise UserInputError(f"index entries must lie in [0, {size}), found "
-                     f"[{int(index.min())}, {int(index.max())}].")
-  return index.astype(jnp.int32)
+  if not is_traced(index) and index.size:
+    low, high = ((index.min(), index.max()) if isinstance(index, np.ndarray)
+                 else _range(index))
+    if int(low) < 0 or int(high) >= size:
+      raise UserInputError(f"index entries must lie in [0, {size}), found "
+                           f"[{int(low)}, {int(high)}].")
+  return jnp.asarray(index, jnp.int32)
 
 
 def blocks(K_LL: Any, K_LG: Any, K_GG: Any, *, index: Any = None) -> Blocks:
