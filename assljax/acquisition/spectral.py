@@ -96,6 +96,7 @@ _KERNEL_ROWS = 256   # samples per kernel call when building Gram blocks without
 _HOST_ROWS = 4096    # pool samples gathered per feature-map call
 _SEARCH_MIN = 4096   # NPC candidates above which the argmax is searched with bounds first
 _BOUND_STEPS = 2     # root-finder steps per bound (3 bounds tighter, but cost more)
+_REFINE_STEPS = 6    # ... per second bound of the contenders left (4-8 measured alike)
 
 
 @functools.partial(jax.jit, static_argnames=("num_sets", "size", "n"))
@@ -256,8 +257,10 @@ class NPC(_SpectralStrategy):
 
     Above ``_SEARCH_MIN`` candidates, :func:`assljax.kernels.argmax_min_eigenvalue`
     bounds every candidate from above (``_BOUND_STEPS`` root-finder steps, certified by
-    an inertia count) and solves exactly only blocks of the highest bounds, until no
-    bound left can win or tie: the same pick, one compiled program per round.
+    an inertia count), solves the block of highest bounds exactly, bounds the candidates
+    that can still reach its best value again (``_REFINE_STEPS``) and solves exactly
+    only blocks of the highest of those, until no bound left can win or tie: the same
+    pick, one compiled program per round.
     """
     if len(batches) <= _SEARCH_MIN:
       return int(np.argmax(self.scores(ctx, batches, positive_only=self.positive_only)))
@@ -266,7 +269,7 @@ class NPC(_SpectralStrategy):
     found = argmax_min_eigenvalue(**self._inputs(ctx, batches),
                                   positive_only=self.positive_only, rtol=self.rtol,
                                   chunk_size=self.chunk_size, method=self.method,
-                                  bound_steps=_BOUND_STEPS)
+                                  bound_steps=_BOUND_STEPS, refine_steps=_REFINE_STEPS)
     check_finite(np.asarray(found.value), "spectral scores")
     return int(found.index)
 

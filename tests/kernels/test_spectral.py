@@ -380,9 +380,10 @@ def test_bound_steps_give_upper_bounds_never_below_the_solve(method, positive_on
                                                   ("dense", False)])
 def test_argmax_search_returns_the_argmax_of_every_exact_value(method, positive_only):
   """Bounds first, exact blocks of 8 by decreasing bound: the winner of all 48 candidates
-  with fewer of them solved (the dense solver has no bounds and solves all). Bounds and
-  exact blocks share one copy of the solver loop: the search's program makes as many
-  LAPACK calls as the exact solve's."""
+  with fewer of them solved (the dense solver has no bounds and solves all). In the
+  feature case 31 candidates can still win after the first exact block, so they are
+  bounded again first. Bounds and exact blocks share one copy of the solver loop: the
+  search's program makes as many LAPACK calls as the exact solve's."""
   rng = np.random.default_rng(12)
   phi_l = rng.normal(size=(L, 40 if method == "bordered" else 20)).astype(np.float32)
   pool = rng.normal(size=(60, phi_l.shape[1])).astype(np.float32)
@@ -422,8 +423,9 @@ def test_argmax_search_breaks_ties_by_the_first_candidate():
   found = argmax_min_eigenvalue(phi_L=phi_l, phi_G=pool, index=index, positive_only=False,
                                 method="features", chunk_size=8)
   assert (int(found.index), float(found.value), int(found.num_solved)) == (0, 0.0, 8)
-  with pytest.raises(ValueError, match="bound_steps"):
-    argmax_min_eigenvalue(phi_L=phi_l, phi_G=pool, index=index, bound_steps=0)
+  for bad in ({"bound_steps": 0}, {"refine_steps": 0}):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+      argmax_min_eigenvalue(phi_L=phi_l, phi_G=pool, index=index, **bad)
 
 
 @pytest.mark.parametrize("bound_steps", [None, 3])

@@ -157,16 +157,19 @@ def argmax_min_eigenvalue(K_LL: jax.Array | None = None, K_LG: jax.Array | None 
                           phi_G: jax.Array | None = None, index: jax.Array | None = None,
                           positive_only: bool = True, rtol: float | None = None,
                           chunk_size: int | None = DEFAULT_CHUNK_SIZE,
-                          method: str = "auto", bound_steps: int = 2) -> _driver.Argmax:
+                          method: str = "auto", bound_steps: int = 2,
+                          refine_steps: int | None = 6) -> _driver.Argmax:
   """The candidate whose Gram has the largest smallest (positive) eigenvalue (NPC's pick).
 
   Takes the inputs of :func:`batch_min_eigenvalues` and returns the ``np.argmax`` of its
   values (the first among equals) without solving every candidate exactly: every
   candidate is bounded from above after ``bound_steps`` root-finder steps (certified by
-  the inertia count), then candidates are solved exactly in blocks of ``chunk_size``,
-  highest bounds first, until no bound left can win or tie (with a smaller candidate
-  number) the best value found. Bounds and exact solves share one compiled solver
-  loop, so a search compiles one program. The dense method (also chosen by ``"auto"``
+  the inertia count), the block of highest bounds is solved exactly, the candidates
+  whose bound can still reach its best value are bounded again with ``refine_steps``
+  steps, and then solved exactly in blocks of ``chunk_size``, highest bounds first,
+  until no bound left can win or tie (with a smaller candidate number) the best value
+  found. Bounds and exact solves share one compiled solver loop, so a search compiles
+  one program. The dense method (also chosen by ``"auto"``
   for ``l < 2 g`` blocks, see :func:`choose_method`) has no bounds and solves every
   candidate.
 
@@ -175,8 +178,10 @@ def argmax_min_eigenvalue(K_LL: jax.Array | None = None, K_LG: jax.Array | None 
       :func:`batch_min_eigenvalues`.
     chunk_size: candidates per exact block and per ``lax.map`` step (per device of a
       data mesh); None: all at once.
-    bound_steps: root-finder steps per bound (more: tighter bounds, fewer exact solves,
-      dearer bounds).
+    bound_steps: root-finder steps per first bound (more: tighter bounds, fewer exact
+      solves, dearer bounds).
+    refine_steps: root-finder steps per second bound of the remaining contenders (None:
+      none; they are solved exactly).
 
   Returns:
     ``Argmax(index, value, num_solved)``: ``()`` arrays, the winning candidate, its
@@ -184,6 +189,7 @@ def argmax_min_eigenvalue(K_LL: jax.Array | None = None, K_LG: jax.Array | None 
     and how many candidates were solved exactly.
   """
   bound_steps = check_positive_int("bound_steps", bound_steps)
+  refine_steps = check_positive_int("refine_steps", refine_steps, allow_none=True)
   inputs, scale, rtol, method = _prepare(K_LL, K_LG, K_GG, phi_L, phi_G, index, rtol=rtol,
                                          chunk_size=chunk_size, method=method)
   if inputs.m == 0:
@@ -195,7 +201,8 @@ def argmax_min_eigenvalue(K_LL: jax.Array | None = None, K_LG: jax.Array | None 
     value = jnp.where(jnp.any(jnp.isnan(values)), jnp.nan, values[best])
     return _driver.Argmax(best, value, jnp.asarray(inputs.m, jnp.int32))
   return _driver.argmax(inputs, scale, rtol, method=method, positive_only=bool(positive_only),
-                        chunk_size=chunk_size, bound_steps=bound_steps)
+                        chunk_size=chunk_size, bound_steps=bound_steps,
+                        refine_steps=refine_steps)
 
 
 def _prepare(K_LL, K_LG, K_GG, phi_L, phi_G, index, *, rtol: float | None,

@@ -244,80 +244,128 @@ class Argmax(NamedTuple):
   num_solved: jax.Array
 
 
+# the phases of :func:`argmax`'s loop
+_BOUND, _FIRST, _REFINE, _EXACT = range(4)
+
+
+class _Search(NamedTuple):
+  """:func:`argmax`'s loop state: a queue of candidates walked a block at a time."""
+  phase: jax.Array        # () int32, one of _BOUND, _FIRST, _REFINE, _EXACT
+  bounds: jax.Array       # (padded + 1,) upper bounds (the last entry: a sink for padding)
+  queue: jax.Array        # (padded,) int32 candidates, in the order the phase walks them
+  start: jax.Array        # () int32, the phase's next position in the queue
+  length: jax.Array       # () int32, the queue's entries that the phase walks
+  best_value: jax.Array   # () the best exact value so far
+  best_index: jax.Array   # () int32, its candidate
+  solved: jax.Array       # () int32, candidates solved exactly
+  nan_seen: jax.Array     # () bool, some exact value was NaN
+
+
 @functools.partial(jax.jit, static_argnames=("method", "positive_only", "chunk_size",
-                                             "bound_steps"))
+                                             "bound_steps", "refine_steps"))
 def argmax(inputs: Blocks | Features, scale: jax.Array, rtol: jax.Array, *, method: Method,
-           positive_only: bool, chunk_size: int | None, bound_steps: int) -> Argmax:
+           positive_only: bool, chunk_size: int | None, bound_steps: int,
+           refine_steps: int | None) -> Argmax:
   """The candidate with the largest :func:`score`, solving few of them exactly.
 
-  Every candidate is first bounded from above (``bound_steps`` root-finder steps,
-  certified by the inertia count); then blocks of candidates, highest bounds first, are
-  solved exactly until the next block's highest bound is below the best value found
-  (or equal to it, with a larger candidate number than the best one's). A candidate
-  left out has a bound, hence a value, below that best value (or could only tie it
-  from behind), so the result is ``argmax(score(...))``, the first among equals. Bounds and exact blocks run through
-  one ``while_loop`` around one per-block solve (the step count is an argument of it),
-  so the solver's loop is compiled once; a block is ``chunk_size`` candidates per device
-  of the data mesh (all of them for None). The bordered and feature-space methods only
-  (the dense solver has no bounds).
+  Phases, in blocks of ``chunk_size`` candidates per device of the data mesh (all of
+  them for None):
+
+  1. every candidate is bounded from above (``bound_steps`` root-finder steps, certified
+     by the inertia count);
+  2. the block of highest bounds is solved exactly, giving a best value;
+  3. with ``refine_steps``, when more than a block of candidates can still reach that
+     value, those are bounded again with ``refine_steps`` steps (tighter bounds, fewer
+     exact solves) and re-sorted;
+  4. blocks, highest bounds first, are solved exactly until no bound left can reach the
+     best value (an equal bound can only tie, and win only from a smaller candidate
+     number; equal bounds are walked in candidate order).
+
+  A candidate left out has a bound, hence a value, below the best value (or could only
+  tie it from behind), so the result is ``argmax(score(...))``, the first among equals.
+  Every phase runs through one ``while_loop`` around one per-block solve (the step count
+  is an argument of it), so the solver's loop is compiled once. The bordered and
+  feature-space methods only (the dense solver has no bounds).
   """
   m = inputs.m
   plan = SOLVERS[method](_source(inputs, scale), positive_only=positive_only, rtol=rtol)
   found = parallel.current_data_axis()
   block = m if chunk_size is None else min(m, chunk_size * (found[1] if found else 1))
-  num_bound_blocks = -(-m // block)
-  padded = num_bound_blocks * block
+  padded = -(-m // block) * block
   arange = jnp.arange(block, dtype=jnp.int32)
-
-  def solve(ids, steps):
-    return chunked_map(lambda ids: _solve_chunk(plan, ids, steps), ids, chunk_size=chunk_size)
-
-  def record_bounds(state, pos, values):
-    t, bounds, order, *rest = state
-    # NaN (non-finite inputs, only when traced) sorts first and is solved; padding never
-    values = jnp.where(pos < m, jnp.where(jnp.isnan(values), jnp.inf, values), -jnp.inf)
-    bounds = jax.lax.dynamic_update_slice(bounds, values, (t * block,))
-    order = jax.lax.cond(t == num_bound_blocks - 1,
-                         lambda: jnp.argsort(-bounds, stable=True).astype(jnp.int32),
-                         lambda: order)
-    return (t, bounds, order, *rest)
-
-  def record_values(state, pos, values, ids):
-    t, bounds, order, start, best_value, best_index, solved, nan_seen = state
-    valid = pos < m
-    nan_seen = nan_seen | jnp.any(valid & jnp.isnan(values))
-    values = jnp.where(valid & ~jnp.isnan(values), values, -jnp.inf)
-    top = jnp.max(values)
-    top_index = jnp.min(jnp.where(values == top, ids, m))
-    better = (top > best_value) | ((top == best_value) & (top_index < best_index))
-    return (t, bounds, order, start + block, jnp.where(better, top, best_value),
-            jnp.where(better, top_index, best_index),
-            solved + jnp.sum(valid.astype(jnp.int32)), nan_seen)
-
-  def body(state):
-    t, bounds, order, start = state[:4]
-    bounding = t < num_bound_blocks
-    pos = jnp.where(bounding, t * block, start) + arange
-    ids = jnp.where(bounding, pos, jnp.take(order, jnp.minimum(pos, padded - 1)))
-    ids = jnp.minimum(ids, m - 1)
-    values = solve(ids, jnp.where(bounding, bound_steps, EXACT_STEPS).astype(jnp.int32))
-    state = jax.lax.cond(bounding, lambda s: record_bounds(s, pos, values),
-                         lambda s: record_values(s, pos, values, ids), state)
-    return (state[0] + 1, *state[1:])
-
-  def cond(state):
-    t, bounds, order, start, best_value, best_index = state[:6]
-    nxt = order[jnp.minimum(start, padded - 1)]
-    # equal bounds sit in index order, so a tie can still win only from a smaller index
-    reach = (bounds[nxt] > best_value) | ((bounds[nxt] == best_value) & (nxt < best_index))
-    return (t < num_bound_blocks) | ((start < m) & reach)
-
+  slots = jnp.arange(padded, dtype=jnp.int32)
   dtype = inputs.labeled.dtype
-  state = (jnp.zeros((), jnp.int32), jnp.full((padded,), -jnp.inf, dtype),
-           jnp.arange(padded, dtype=jnp.int32), jnp.zeros((), jnp.int32),
-           jnp.full((), -jnp.inf, dtype), jnp.zeros((), jnp.int32),
-           jnp.zeros((), jnp.int32), jnp.zeros((), bool))
-  _, _, _, _, best_value, best_index, solved, nan_seen = jax.lax.while_loop(cond, body, state)
+
+  def reaches(bound, index, best_value, best_index):
+    return (bound > best_value) | ((bound == best_value) & (index < best_index))
+
+  def sorted_queue(bounds, queue, length):
+    """The first ``length`` entries of ``queue`` by decreasing bound (stable), then the rest."""
+    key = jnp.where(slots < length, -bounds[queue], jnp.inf)
+    return jnp.take(queue, jnp.argsort(key, stable=True))
+
+  def body(state: _Search) -> _Search:
+    pos = state.start + arange
+    valid = pos < state.length
+    ids = jnp.minimum(jnp.take(state.queue, jnp.minimum(pos, padded - 1)), m - 1)
+    steps = jnp.select([state.phase == _BOUND, state.phase == _REFINE],
+                       [bound_steps, refine_steps or 1], EXACT_STEPS).astype(jnp.int32)
+    values = chunked_map(lambda ids: _solve_chunk(plan, ids, steps), ids,
+                         chunk_size=chunk_size)
+    nan = jnp.isnan(values)
+    last = state.start + block >= state.length
+
+    def record_bounds(state):
+      # a NaN bound (non-finite inputs, only when traced) sorts first and gets solved;
+      # a second bound replaces the first only where tighter
+      target = jnp.where(valid, ids, padded)
+      bounds = state.bounds.at[target].set(
+          jnp.minimum(jnp.where(nan, jnp.inf, values),
+                      jnp.where(state.phase == _BOUND, jnp.inf, state.bounds[target])))
+      following = jnp.where(state.phase == _BOUND, _FIRST, _EXACT)
+      queue = jax.lax.cond(last, lambda: sorted_queue(bounds, state.queue, state.length),
+                           lambda: state.queue)
+      return state._replace(phase=jnp.where(last, following, state.phase), bounds=bounds,
+                            queue=queue, start=jnp.where(last, 0, state.start + block))
+
+    def record_values(state):
+      exact = jnp.where(valid & ~nan, values, -jnp.inf)
+      top = jnp.max(exact)
+      top_index = jnp.min(jnp.where(exact == top, ids, m))
+      better = reaches(top, top_index, state.best_value, state.best_index)
+      best_value = jnp.where(better, top, state.best_value)
+      best_index = jnp.where(better, top_index, state.best_index)
+      start = state.start + block
+      # after the first block: refine when more than a block can still reach the best
+      contender = (slots >= start) & (slots < state.length) & reaches(
+          state.bounds[state.queue], state.queue, best_value, best_index)
+      count = jnp.sum(contender.astype(jnp.int32))
+      refine = (refine_steps is not None) & (state.phase == _FIRST) & (count > block)
+      queue = jax.lax.cond(refine,   # the contenders first, in their order
+                           lambda: jnp.take(state.queue, jnp.argsort(~contender, stable=True)),
+                           lambda: state.queue)
+      return state._replace(
+          phase=jnp.where(refine, _REFINE, _EXACT), queue=queue,
+          start=jnp.where(refine, 0, start), length=jnp.where(refine, count, state.length),
+          best_value=best_value, best_index=best_index,
+          solved=state.solved + jnp.sum(valid.astype(jnp.int32)),
+          nan_seen=state.nan_seen | jnp.any(valid & nan))
+
+    return jax.lax.switch(state.phase, [record_bounds, record_values, record_bounds,
+                                        record_values], state)
+
+  def cond(state: _Search) -> jax.Array:
+    nxt = state.queue[jnp.minimum(state.start, padded - 1)]
+    more = (state.start < state.length) & reaches(state.bounds[nxt], nxt, state.best_value,
+                                                  state.best_index)
+    return (state.phase != _EXACT) | more
+
+  state = _Search(phase=jnp.asarray(_BOUND, jnp.int32),
+                  bounds=jnp.full((padded + 1,), -jnp.inf, dtype), queue=slots,
+                  start=jnp.zeros((), jnp.int32), length=jnp.asarray(m, jnp.int32),
+                  best_value=jnp.full((), -jnp.inf, dtype), best_index=jnp.zeros((), jnp.int32),
+                  solved=jnp.zeros((), jnp.int32), nan_seen=jnp.zeros((), bool))
+  state = jax.lax.while_loop(cond, body, state)
   labeled_ok = jnp.all(jnp.isfinite(inputs.labeled))
-  value = jnp.where(labeled_ok & ~nan_seen, best_value * scale, jnp.nan)
-  return Argmax(best_index, value, solved)
+  value = jnp.where(labeled_ok & ~state.nan_seen, state.best_value * scale, jnp.nan)
+  return Argmax(state.best_index, value, state.solved)
