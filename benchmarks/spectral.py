@@ -35,8 +35,10 @@ Sections (``--sections``, default all; ``bordered``, ``small``, ``features``, ``
 * ``npc_round``: ``assljax.acquisition.get("npc")`` on a ``--pool``-sample pool of
   ``--d``-dimensional features (``embed_fn = identity``, a linear head), 100 labeled,
   ``Q = 20``, default ``num_candidates`` (= unlabeled count; NPC bounds every candidate
-  and solves the few whose bound can win exactly, ``NPC.best``), run in a subprocess: wall
-  seconds of the first call (compiles) and of a second call, and the subprocess's peak
+  and solves the few whose bound can win exactly, ``NPC.best`` through
+  :func:`assljax.kernels.argmax_min_eigenvalue`), run in a subprocess: wall seconds of
+  the first call (compiles the candidate sampler, the feature map and the one search
+  program) and of a second call with another key (warm), and the subprocess's peak
   resident memory (``VmHWM`` from ``/proc/self/status``; ``ru_maxrss`` would include the
   forking parent's peak), next to the peak of the same subprocess just before the
   acquisition (JAX runtime + pool). ``--npc-candidates`` overrides ``num_candidates``
