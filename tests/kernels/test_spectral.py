@@ -270,11 +270,17 @@ def test_index_sets_into_a_pool():
   index = np.stack([rng.choice(n_pool, G, replace=False) for _ in range(M)])
   phi_g = phi_u[index]
   k_ll, k_lg, k_gg = blocks_of(phi_l, phi_g)
-  k_lu = phi_l @ phi_u.T
   ref, lmax = reference(assembled(k_ll, k_lg, k_gg), positive_only=True)
-  assert_close(batch_min_eigenvalues(phi_L=f32(phi_l), phi_G=f32(phi_u), index=index,
-                                     method="bordered"), ref, lmax)
-  assert_close(batch_min_eigenvalues(f32(k_ll), f32(k_lu), f32(k_gg), index=index), ref, lmax)
+  # 15 pool rows: projected once for all candidates; with 30 unused rows more than the
+  # 24 that the candidates gather: projected per candidate (the feature method's
+  # projection once is covered by the argmax tests)
+  for unused in (0, 30):
+    pool = np.concatenate([phi_u, rng.normal(size=(unused, d))])
+    for method in ("bordered", "features")[:1 + bool(unused)]:
+      assert_close(batch_min_eigenvalues(phi_L=f32(phi_l), phi_G=f32(pool), index=index,
+                                         method=method), ref, lmax)
+    assert_close(batch_min_eigenvalues(f32(k_ll), f32(phi_l @ pool.T), f32(k_gg), index=index),
+                 ref, lmax)
 
   with pytest.raises(ValueError, match="index entries"):
     batch_min_eigenvalues(phi_L=f32(phi_l), phi_G=f32(phi_u), index=index + n_pool)

@@ -55,6 +55,13 @@ def _chunked(fn: Callable[[jax.Array | None], jax.Array], m: int,
 # candidate sources (see _solvers.CandidateSource)
 
 
+def _project_pool(index: jax.Array | None, pool_rows: int) -> bool:
+  """Whether to project a pool of index-set candidates once rather than per candidate:
+  when it has no more rows than the candidates gather (NPC and CRC pass exactly the
+  rows their candidates use)."""
+  return index is not None and pool_rows <= index.size
+
+
 class _BlockSource:
   """Gram blocks ``K_LL``, ``K_LG`` (or ``K_LU`` with an index), ``K_GG`` over ``scale``."""
 
@@ -76,7 +83,7 @@ class _BlockSource:
     return B, D, _rows_finite(B, D)
 
   def border(self, Q):
-    if self._index is not None:
+    if _project_pool(self._index, self._pool.shape[1]):
       # every pool column serves many candidates: project the pool once, not per
       # candidate, and keep a sample's projection contiguous (a row) for the gathers
       projected = jnp.matmul(self._pool.T / self._scale, Q)           # (N, l) = (Qᵀ K_LU)ᵀ
@@ -127,7 +134,7 @@ class _FeatureSource:
 
   def border(self, Q):
     P = jnp.matmul(Q.T, self.labeled_features)                          # Qᵀ Φ_L (l, d)
-    if self._index is not None:
+    if _project_pool(self._index, self._pool.shape[0]):
       # as for _BlockSource.border: the pool's projection once, a row per sample
       projected = jnp.matmul(self._pool / self._feat_scale, P.T)        # (N, l)
       pool_ok = _rows_finite(self._pool)
@@ -145,7 +152,7 @@ class _FeatureSource:
     return chunk
 
   def projected(self, Q):
-    if self._index is not None:
+    if _project_pool(self._index, self._pool.shape[0]):
       projected = jnp.matmul(self._pool / self._feat_scale, Q)         # (N, d), once
       pool_ok = _rows_finite(self._pool)
 
@@ -237,7 +244,7 @@ class Argmax(NamedTuple):
     index: ``()`` int32, the candidate with the largest value, the first among equals.
     value: ``()`` its value (NaN if some candidate scored NaN).
     num_solved: ``()`` int32, candidates solved exactly (the rest were dropped by their
-      bound; padding of the last block included).
+      bound).
   """
   index: jax.Array
   value: jax.Array
