@@ -287,15 +287,14 @@ def test_pinned_selections_on_a_tiny_mlp_pool(kernel_name):
       np.testing.assert_array_equal(got, want, err_msg=f"{kernel_name} {name} seed {seed}")
 
 
-@pytest.mark.parametrize("positive_only,method", [(False, "features"), (True, "bordered")])
-def test_npc_bounded_search_returns_the_argmax_of_all_exact_scores(monkeypatch, positive_only,
-                                                                   method):
+def test_npc_bounded_search_returns_the_argmax_of_all_exact_scores(monkeypatch):
   import assljax.acquisition.spectral as spectral
   import assljax.kernels as kernels
 
   # the search (bounds first, exact solves in blocks of chunk_size) on far fewer
   # candidates than its default threshold; its pick must be np.argmax of every
-  # candidate's exact score ("auto" would pick the dense solver here, which has no bounds)
+  # candidate's exact score ("auto" would pick the dense solver here, which has no bounds;
+  # tests/kernels/test_spectral.py covers the feature method and positive-only scores)
   monkeypatch.setattr(spectral, "_SEARCH_MIN", 8)
   searches = []
   search = kernels.argmax_min_eigenvalue
@@ -303,12 +302,11 @@ def test_npc_bounded_search_returns_the_argmax_of_all_exact_scores(monkeypatch, 
                       lambda **kw: searches.append(search(**kw)) or searches[-1])
   x = np.random.default_rng(5).normal(size=(60, 9))
   ctx = make_ctx(x, [0, 7, 19, 33])
-  strategy = get("npc", num_candidates=96, positive_only=positive_only, chunk_size=8,
-                 method=method)
+  strategy = get("npc", num_candidates=96, chunk_size=8, method="bordered")
   for seed in range(2):
     key = jax.random.key(seed)
     cands = strategy.candidates(key, ctx, 4)
-    exact = strategy.scores(ctx, cands, positive_only=positive_only)
+    exact = strategy.scores(ctx, cands, positive_only=False)
     searches.clear()
     np.testing.assert_array_equal(np.asarray(strategy(key, ctx, 4)), cands[np.argmax(exact)])
     assert len(searches) == 1

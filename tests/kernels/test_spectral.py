@@ -432,6 +432,8 @@ def test_argmax_search_breaks_ties_by_the_first_candidate():
   for bad in ({"bound_steps": 0}, {"refine_steps": 0}):
     with pytest.raises(ValueError, match=next(iter(bad))):
       argmax_min_eigenvalue(phi_L=phi_l, phi_G=pool, index=index, **bad)
+  with pytest.raises(ValueError, match="at least one candidate"):
+    argmax_min_eigenvalue(phi_L=phi_l, phi_G=pool, index=index[:0])
 
 
 @pytest.mark.parametrize("bound_steps", [None, 3])
