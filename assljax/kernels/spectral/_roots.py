@@ -122,7 +122,7 @@ def _normalized(y, fallback):
   return ok[:, 0], jnp.where(ok, y / jnp.where(ok, norm, 1.0), fallback)
 
 
-def _evaluate_smallest(lam, Z, D, x, v, *, sigma: float):
+def _evaluate_smallest(lam, Z, D, x, v, repair=True, *, sigma: float):
   """:func:`_evaluate` for the smallest eigenvalue (``k = 1``, no offset), without ``eigh``.
 
   ``count(x) >= 1`` iff some ``Λ_i < x`` or ``S(x)`` is not positive definite. The
@@ -144,7 +144,8 @@ def _evaluate_smallest(lam, Z, D, x, v, *, sigma: float):
   (``v`` lost ``v_1``) the exact eigenpair, gathered, not the whole chunk's ``eigh``.
   The model then uses ``f = vᵀ S v``: for ``x < Λ_1`` it lies above ``μ_1`` for *any*
   unit ``v`` (concavity), so its root never falls below the wanted eigenvalue, however
-  rough ``v`` is.
+  rough ``v`` is. ``repair`` (a bool scalar) False skips both repairs: the loop's last
+  step, whose vector and proposal nobody uses (the last step of a bound).
 
   Returns ``(above (c,), proposal (c,), v (c, g))``.
   """
@@ -160,7 +161,7 @@ def _evaluate_smallest(lam, Z, D, x, v, *, sigma: float):
   stepped, v_n = _normalized(y, v)
   stepped = stepped & definite
   v_n = jnp.where(stepped[:, None], v_n, v)
-  retry = (below == 0) & above & ~stepped
+  retry = (below == 0) & above & ~stepped & repair
 
   def rayleigh_step(v_n):
     y = per_matrix(jnp.linalg.solve, S - rho[:, None, None] * jnp.eye(g, dtype=dtype)[None],
@@ -172,7 +173,7 @@ def _evaluate_smallest(lam, Z, D, x, v, *, sigma: float):
   f = jnp.einsum("cg,cgh,ch->c", v, S, v)
   # S is indefinite but vᵀ S v >= 0: the vector lost v_1. A quotient within S's rounding
   # of 0 is not lost: its proposal lands next to x, which the bracket's nudge handles.
-  lost = (below == 0) & above & (f > noise)
+  lost = (below == 0) & above & (f > noise) & repair
 
   def exact(S):
     mu, V = per_matrix(jnp.linalg.eigh, S)
@@ -226,16 +227,17 @@ def kth_eigenvalue(lam, Z, D, k, lo, hi, atol, x0=None, *, sigma: float, offset:
     # Λ_1, below which the root lies; the iteration needs no more than a rough start (the
     # exact eigenvector of S(x0), one eigh per candidate, measured no fewer steps)
     v0 = _normalized(Z[:, 0, :], jnp.broadcast_to(jnp.eye(1, g, dtype=dtype), (c, g)))[1]
-    evaluate = lambda rows, x, v: _evaluate_smallest(lam, *rows[:2], x, v, sigma=sigma)
+    evaluate = lambda rows, x, v, last: _evaluate_smallest(lam, *rows[:2], x, v, ~last,
+                                                           sigma=sigma)
   else:
     v0 = jnp.zeros((c, g), dtype)
-    evaluate = lambda rows, x, v: (
+    evaluate = lambda rows, x, v, last: (
         *_evaluate(lam, *rows[:2], x, rows[2], rows[3], sigma=sigma, offset=offset), v)
 
   def body(rows, state):
     it, lo, hi, x, v, run, done = state
     atol = rows[3]
-    above, proposal, v_n = evaluate(rows, x, v)
+    above, proposal, v_n = evaluate(rows, x, v, it + 1 >= max_iter)
     lo_n = jnp.where(above, lo, x)
     hi_n = jnp.where(above, x, hi)
     inside = lambda y: jnp.isfinite(y) & (y > lo_n) & (y < hi_n)
