@@ -40,8 +40,8 @@ weak one (its pseudo-labels come from the weak view); the paper's four waveform
 operations alone would make both views samples of the same distribution.
 ``num_ops=0, cutout_fraction=0`` reduces it to the waveform operations alone.
 
-Everything is jittable and batched over clips, with one key per clip
-(``jax.random.split(key, n)``); the same key gives the same output.
+Everything is jittable and batched over clips, each clip drawn independently (its own
+row of one ``jax.random.bits`` draw per batch); the same key gives the same output.
 """
 
 from __future__ import annotations
@@ -261,7 +261,12 @@ def sample_noise(key: jax.Array, bank: NoiseBank) -> jax.Array:
 
 def _noise_windows(keys: jax.Array, bank: NoiseBank) -> jax.Array:
   """One window per key: ``(k,)`` keys -> ``(k, 16000)`` float32 (:func:`sample_noise`)."""
-  u = jax.vmap(lambda k: jax.random.randint(k, (), 0, bank.cumulative[-1]))(keys)
+  return _windows_at(jax.vmap(lambda k: jax.random.randint(k, (), 0, bank.cumulative[-1]))(
+      keys), bank)
+
+
+def _windows_at(u: jax.Array, bank: NoiseBank) -> jax.Array:
+  """The windows numbered ``u`` ``(k,)`` (in ``0 .. windows - 1``) -> ``(k, 16000)``."""
   clip = jnp.searchsorted(bank.cumulative, u, side="right")
   before = jnp.where(clip > 0, bank.cumulative[jnp.maximum(clip - 1, 0)], 0)
   start = bank.offsets[clip] + (u - before)
@@ -302,28 +307,42 @@ def _options(probability, amplitude_range, speed_range, max_shift_ms, snr_range_
                   float(max_shift_ms), pairs["snr_range_db"])
 
 
-def _draw(key: jax.Array, opts: _Options) -> dict:
-  """One clip's random parameters, identities where an operation is not applied."""
-  k_apply, k_amp, k_speed, k_shift, k_snr, k_noise = jax.random.split(key, 6)
-  apply = jax.random.uniform(k_apply, (4,)) < opts.probability
-  uniform = lambda k, lo_hi: jax.random.uniform(k, (), jnp.float32, *lo_hi)
+# Every random number of a batch comes from one jax.random.bits draw (one uint32 word
+# each): XLA:CPU compiles every threefry call site on its own (0.2-0.5 s apiece), as in
+# assljax.ssl.augment.
+_DRAW_WORDS = 9   # four coins, amplitude, speed, shift, SNR, noise window
+
+
+def _unit(words: jax.Array) -> jax.Array:
+  """Uniform floats in ``[0, 1)`` (24 bits) from uint32 words."""
+  return (words >> 8).astype(jnp.float32) * jnp.float32(2.0 ** -24)
+
+
+def _draw(words: jax.Array, opts: _Options) -> dict:
+  """One clip's random parameters from ``(_DRAW_WORDS,)`` words, identities where an
+  operation is not applied."""
+  apply = _unit(words[:4]) < opts.probability
+  uniform = lambda w, lo_hi: lo_hi[0] + (lo_hi[1] - lo_hi[0]) * _unit(w)
   max_shift = opts.max_shift_ms * SAMPLE_RATE / 1000.0
-  shift = jnp.round(uniform(k_shift, (-max_shift, max_shift))).astype(jnp.int32)
-  return dict(gain=jnp.where(apply[0], uniform(k_amp, opts.amplitude_range), 1.0),
-              factor=jnp.where(apply[1], uniform(k_speed, opts.speed_range), 1.0),
+  shift = jnp.round(uniform(words[6], (-max_shift, max_shift))).astype(jnp.int32)
+  return dict(gain=jnp.where(apply[0], uniform(words[4], opts.amplitude_range), 1.0),
+              factor=jnp.where(apply[1], uniform(words[5], opts.speed_range), 1.0),
               shift=jnp.where(apply[2], shift, 0), noise=apply[3],
-              snr=uniform(k_snr, opts.snr_range_db), noise_key=k_noise)
+              snr=uniform(words[7], opts.snr_range_db), noise_word=words[8])
 
 
 @functools.partial(jax.jit, static_argnums=(3,))
 def _augment(key: jax.Array, waves: jax.Array, bank: NoiseBank | None,
              opts: _Options) -> jax.Array:
-  draws = jax.vmap(lambda k: _draw(k, opts))(jax.random.split(key, waves.shape[0]))
+  draws = jax.vmap(lambda w: _draw(w, opts))(jax.random.bits(key, (waves.shape[0],
+                                                                   _DRAW_WORDS)))
   waves = _warp(_to_float(waves), draws["factor"], draws["shift"])
   if bank is not None:
     # a silent window where the operation is off adds exactly 0 (cheaper than a select
-    # between two copies of the clips)
-    noise = _noise_windows(draws["noise_key"], bank) * draws["noise"][:, None]
+    # between two copies of the clips); window numbers are uniform to within
+    # windows / 2^32
+    u = (draws["noise_word"] % bank.cumulative[-1].astype(jnp.uint32)).astype(jnp.int32)
+    noise = _windows_at(u, bank) * draws["noise"][:, None]
     waves = add_noise(waves, noise, draws["snr"])
   # Amplitude last: it is linear, and noise at a given SNR scales with the signal, so
   # this equals applying it first (to float rounding) and lets XLA fuse one pass less.
@@ -338,10 +357,10 @@ def augment_waveforms(key: jax.Array, waveforms: jax.Array, *, noise: NoiseBank 
                       snr_range_db: tuple[float, float] = SNR_RANGE_DB) -> jax.Array:
   """The paper's four waveform operations (module doc), each with ``probability``.
 
-  Per clip (own key): amplitude ``U[amplitude_range]``, speed ``U[speed_range]``, time
-  shift ``U[-max_shift_ms, max_shift_ms]`` ms rounded to samples, background noise from
-  ``noise`` at ``U[snr_range_db]`` dB (skipped when ``noise`` is None). Jitted (options
-  static); callable inside ``jax.jit``.
+  Per clip, independently: amplitude ``U[amplitude_range]``, speed ``U[speed_range]``,
+  time shift ``U[-max_shift_ms, max_shift_ms]`` ms rounded to samples, background noise
+  from ``noise`` at ``U[snr_range_db]`` dB (skipped when ``noise`` is None). Jitted
+  (options static); callable inside ``jax.jit``.
 
   Args:
     key: PRNG key; the same key gives the same output.

@@ -1,6 +1,7 @@
 """On-device image augmentation for semi-supervised training (FixMatch's recipe).
 
-Two batch functions, jittable and vmapped per image with split keys:
+Two batch functions, jittable and vmapped per image, each drawing the random numbers
+of the whole batch in one call to the PRNG:
 
     weak = weak_augment(key, images)                # flip + 4-px reflect-pad random crop
     strong = strong_augment(key, images)            # weak, then RandAugment (2 ops), Cutout
@@ -427,8 +428,14 @@ def cutout(key: jax.Array, image: jax.Array, size, *, fill: float = FILL) -> jax
   image = _check_image(image)
   h, w, _ = image.shape
   key_y, key_x = jax.random.split(key)
-  cy = jax.random.randint(key_y, (), 0, h)
-  cx = jax.random.randint(key_x, (), 0, w)
+  return _cutout_at(image, jax.random.randint(key_y, (), 0, h),
+                    jax.random.randint(key_x, (), 0, w), size, fill=fill)
+
+
+def _cutout_at(image: jax.Array, cy: jax.Array, cx: jax.Array, size,
+               *, fill: float = FILL) -> jax.Array:
+  """:func:`cutout` centred on ``(cy, cx)``."""
+  h, w, _ = image.shape
   size = jnp.asarray(size, jnp.int32)
   y0, x0 = cy - size // 2, cx - size // 2
   rows = jnp.arange(h)
@@ -474,22 +481,38 @@ def _branches(height: int, width: int):
   )
 
 
-def _draw_ops(key: jax.Array, num_ops: int):
-  """The reference's random policy for one image: ``(branch, level, sign)``, each ``(num_ops,)``.
+# One call to the PRNG per batch: every random number of an augmentation is a uint32
+# word of a single ``jax.random.bits`` draw, and integers and coins are read off the
+# words. XLA:CPU compiles each threefry call site on its own (0.2-0.5 s apiece), so the
+# per-image key splits and the separate randint/bernoulli draws of a direct port cost
+# seconds of compilation in every training step that augments.
+
+_WEAK_WORDS = 3   # flip, row offset, column offset
+_OP_WORDS = 4     # op, applied, level, sign
+_CUTOUT_WORDS = 2  # centre row, centre column
+
+
+def _below(words: jax.Array, k: int) -> jax.Array:
+  """Integers uniform in ``0 .. k - 1`` from uint32 words (bias below ``k / 2^32``)."""
+  return (words % jnp.uint32(k)).astype(jnp.int32)
+
+
+def _coin(words: jax.Array, p: float) -> jax.Array:
+  """True with probability ``p`` (to ``2^-24``) from uint32 words."""
+  return (words >> 8) < jnp.uint32(round(p * (1 << 24)))
+
+
+def _policy(words: jax.Array, num_ops: int):
+  """The reference's random policy for one image from ``(4 num_ops,)`` words:
+  ``(branch, level, sign)``, each ``(num_ops,)``.
 
   ``branch`` is the drawn op's index in ``RANDAUGMENT_OPS``, or 0 (Identity) when the op
   is skipped (probability ``1 - APPLY_PROBABILITY``).
   """
-
-  def draw(op_key):
-    k_op, k_apply, k_level, k_sign = jax.random.split(op_key, 4)
-    op = jax.random.randint(k_op, (), 0, len(RANDAUGMENT_OPS))
-    applied = jax.random.bernoulli(k_apply, APPLY_PROBABILITY)
-    level = jax.random.randint(k_level, (), 1, MAX_LEVEL)
-    sign = jnp.where(jax.random.bernoulli(k_sign, 0.5), -1.0, 1.0).astype(jnp.float32)
-    return jnp.where(applied, op, 0), level, sign
-
-  return jax.vmap(draw)(jax.random.split(key, num_ops))
+  op, applied, level, sign = words.reshape(num_ops, _OP_WORDS).T
+  branch = jnp.where(_coin(applied, APPLY_PROBABILITY), _below(op, len(RANDAUGMENT_OPS)), 0)
+  return (branch, 1 + _below(level, MAX_LEVEL - 1),
+          jnp.where(_coin(sign, 0.5), -1.0, 1.0).astype(jnp.float32))
 
 
 def _apply_ops(image: jax.Array, branch: jax.Array, level: jax.Array,
@@ -504,13 +527,15 @@ def _apply_ops(image: jax.Array, branch: jax.Array, level: jax.Array,
   return lax.scan(apply_one, image, (branch, level, sign))[0]
 
 
-def _weak_one(key: jax.Array, image: jax.Array, flip: bool, pad: int) -> jax.Array:
-  key_flip, key_crop = jax.random.split(key)
+def _weak_one(words: jax.Array, image: jax.Array, flip: bool, pad: int) -> jax.Array:
+  """Flip and reflect-pad crop of one ``(H, W, C)`` image from ``(3,)`` words."""
   if flip:
-    image = pix.random_flip_left_right(key_flip, image)
+    image = jnp.where(_coin(words[0], 0.5), image[:, ::-1], image)
   if pad:
     padded = jnp.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
-    image = pix.random_crop(key_crop, padded, image.shape)
+    image = lax.dynamic_slice(padded, (_below(words[1], 2 * pad + 1),
+                                       _below(words[2], 2 * pad + 1), jnp.int32(0)),
+                              image.shape)
   return image
 
 
@@ -529,25 +554,29 @@ def _per_image_loop() -> bool:
 
 @functools.partial(jax.jit, static_argnames=("flip", "pad"))
 def _weak(key, images, flip, pad):
-  keys = jax.random.split(key, images.shape[0])
-  return jax.vmap(lambda k, x: _weak_one(k, x, flip, pad))(keys, images)
+  words = jax.random.bits(key, (images.shape[0], _WEAK_WORDS))
+  return jax.vmap(lambda w, x: _weak_one(w, x, flip, pad))(words, images)
 
 
 @functools.partial(jax.jit, static_argnames=("flip", "pad", "num_ops", "size", "loop"))
 def _strong(key, images, flip, pad, num_ops, size, loop):
-  keys = jax.vmap(lambda k: jax.random.split(k, 3))(jax.random.split(key, images.shape[0]))
-  k_weak, k_ra, k_cut = keys[:, 0], keys[:, 1], keys[:, 2]
-  # Random draws, flip/crop and Cutout are cheap and vmapped; only the RandAugment
-  # switch is looped on CPU (see _per_image_loop).
-  x = jax.vmap(lambda k, im: _weak_one(k, im, flip, pad))(k_weak, images)
+  words = jax.random.bits(key, (images.shape[0], _WEAK_WORDS + _OP_WORDS * num_ops
+                                + _CUTOUT_WORDS))
+  w_weak, w_ops, w_cut = jnp.split(words, [_WEAK_WORDS, _WEAK_WORDS + _OP_WORDS * num_ops],
+                                   axis=1)
+  # Flip/crop and Cutout are cheap and vmapped; only the RandAugment switch is looped on
+  # CPU (see _per_image_loop).
+  x = jax.vmap(lambda w, im: _weak_one(w, im, flip, pad))(w_weak, images)
   if num_ops:
-    policy = jax.vmap(lambda k: _draw_ops(k, num_ops))(k_ra)
+    policy = jax.vmap(lambda w: _policy(w, num_ops))(w_ops)
     if loop:
       x = lax.map(lambda args: _apply_ops(*args), (x, *policy))
     else:
       x = jax.vmap(_apply_ops)(x, *policy)
   if size:
-    x = jax.vmap(lambda k, im: cutout(k, im, size))(k_cut, x)
+    h, w = images.shape[1:3]
+    x = jax.vmap(lambda c, im: _cutout_at(im, _below(c[0], h), _below(c[1], w), size))(
+        w_cut, x)
   return x
 
 
@@ -555,10 +584,10 @@ def weak_augment(key: jax.Array, images: jax.Array, *, flip: bool = True,
                  pad: int = 4) -> jax.Array:
   """FixMatch's weak augmentation: random horizontal flip, then reflect-pad random crop.
 
-  Each image gets its own key (``jax.random.split(key, n)``): it is mirrored with
-  probability 0.5 (if ``flip``), REFLECT-padded by ``pad`` pixels on every side and
-  cropped back to ``(H, W)`` at an offset drawn uniformly from ``0..2 pad`` per axis.
-  Jitted (``flip`` and ``pad`` static); callable inside ``jax.jit``.
+  Each image, independently (its own row of ``jax.random.bits(key, (n, 3))``), is
+  mirrored with probability 0.5 (if ``flip``), REFLECT-padded by ``pad`` pixels on every
+  side and cropped back to ``(H, W)`` at an offset drawn uniformly from ``0..2 pad`` per
+  axis. Jitted (``flip`` and ``pad`` static); callable inside ``jax.jit``.
 
   Args:
     key: PRNG key; the same key gives the same output.
@@ -577,12 +606,12 @@ def strong_augment(key: jax.Array, images: jax.Array, *, flip: bool = True, pad:
                    num_ops: int = 2, cutout_fraction: float = 0.5) -> jax.Array:
   """FixMatch's strong augmentation: weak flip/crop, RandAugment, then Cutout.
 
-  Per image (own key): the weak flip/crop of :func:`weak_augment`; then ``num_ops``
-  operations drawn uniformly with replacement from ``RANDAUGMENT_OPS``, each applied
-  with probability 0.5 at a level drawn from ``1..9`` with the reference magnitudes
-  (module docstring), selected by ``lax.switch`` on the drawn index; then Cutout of a
-  square of side ``floor(cutout_fraction * min(H, W))`` (16 pixels on 32 x 32) filled
-  with grey 0.5. Jitted (options static); callable inside ``jax.jit``. On CPU the images
+  Per image, independently (its own row of one ``jax.random.bits`` draw): the weak
+  flip/crop of :func:`weak_augment`; then ``num_ops`` operations drawn uniformly with
+  replacement from ``RANDAUGMENT_OPS``, each applied with probability 0.5 at a level
+  drawn from ``1..9`` with the reference magnitudes (module docstring), selected by
+  ``lax.switch`` on the drawn index; then Cutout of a square of side
+  ``floor(cutout_fraction * min(H, W))`` (16 pixels on 32 x 32) filled with grey 0.5. Jitted (options static); callable inside ``jax.jit``. On CPU the images
   are processed in a ``lax.map`` loop, elsewhere vmapped (same results).
 
   Args:

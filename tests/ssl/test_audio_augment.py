@@ -178,6 +178,19 @@ def test_noise_windows_are_uniform_over_all_windows():
                     for d in draws])
   counts = np.bincount(which, minlength=6) / 3000
   np.testing.assert_allclose(counts, 1 / 6, atol=0.03)
+  # The batch path (augment_waveforms draws one random word per clip for its window): on a
+  # constant clip with every other operation an identity, what is added is a multiple of
+  # the drawn window.
+  n = 1200
+  out = np.asarray(aa.augment_waveforms(
+      jax.random.PRNGKey(1), np.full((n, N), 0.1, np.float32), noise=bank, probability=1.0,
+      amplitude_range=(1.0, 1.0), speed_range=(1.0, 1.0), max_shift_ms=0.0,
+      snr_range_db=(10.0, 10.0)), np.float64) - np.float64(np.float32(0.1))
+  unit = windows / np.linalg.norm(windows, axis=1, keepdims=True)
+  cosine = (out / np.linalg.norm(out, axis=1, keepdims=True)) @ unit.T
+  assert (cosine.max(axis=1) > 0.999).all()
+  counts = np.bincount(cosine.argmax(axis=1), minlength=6) / n
+  np.testing.assert_allclose(counts, 1 / 6, atol=0.04)  # 3.7 binomial standard deviations
 
 
 # ------------------------------------------------------------------------ composed

@@ -236,10 +236,42 @@ def test_cutout_centre_is_uniform():
   x = _float(_u8(8, (h, w, 1)))
   keys = jax.random.split(jax.random.key(1), 4000)
   out = np.asarray(jax.jit(jax.vmap(lambda k: aug.cutout(k, x, size)))(keys))
-  frequency = (out[..., 0] == 0.5).mean(0)
+  # the batch path draws its centres from one batch of random words instead of a key each
+  batch = np.asarray(aug.strong_augment(jax.random.key(1), jnp.broadcast_to(x, (4000, h, w, 1)),
+                                        flip=False, pad=0, num_ops=0, cutout_fraction=0.5))
   expected = _reference_cutout_masks(h, w, size).mean(0)
-  # Binomial standard deviation <= 0.008 for 4000 draws: 0.04 is five of them.
-  np.testing.assert_allclose(frequency, expected, atol=0.04)
+  for drawn in (out, batch):
+    frequency = (drawn[..., 0] == 0.5).mean(0)
+    # Binomial standard deviation <= 0.008 for 4000 draws: 0.04 is five of them.
+    np.testing.assert_allclose(frequency, expected, atol=0.04)
+
+
+def test_strong_policy_draws_follow_the_reference_distribution():
+  # RandAugment's policy per op slot: op uniform over the 14 (Identity when skipped, with
+  # probability 1 - APPLY_PROBABILITY), level uniform over 1..9, sign +-1 with 1/2 each;
+  # the slots independent.
+  n, num_ops = 40_000, 2
+  words = jax.random.bits(jax.random.key(8), (n, 4 * num_ops))
+  branch, level, sign = (np.asarray(a) for a in jax.vmap(lambda w: aug._policy(w, num_ops))(
+      words))
+  assert branch.shape == level.shape == sign.shape == (n, num_ops)
+  k = len(aug.RANDAUGMENT_OPS)
+  p_op = aug.APPLY_PROBABILITY / k
+  expected = np.full(k, p_op)
+  expected[0] += 1 - aug.APPLY_PROBABILITY
+  for slot in range(num_ops):
+    # 5 binomial standard deviations of each frequency
+    frequency = np.bincount(branch[:, slot], minlength=k) / n
+    assert (np.abs(frequency - expected) <= 5 * np.sqrt(expected * (1 - expected) / n)).all(), \
+        frequency
+    levels = np.bincount(level[:, slot], minlength=aug.MAX_LEVEL) / n
+    assert levels[0] == 0 and levels.size == aug.MAX_LEVEL
+    np.testing.assert_allclose(levels[1:], 1 / 9, atol=5 * np.sqrt(1 / 9 * 8 / 9 / n))
+    assert set(np.unique(sign[:, slot])) == {-1.0, 1.0}
+    assert abs((sign[:, slot] > 0).mean() - 0.5) <= 5 * np.sqrt(0.25 / n)
+  both_skipped = (branch == 0).all(axis=1).mean()
+  p0 = expected[0]
+  assert abs(both_skipped - p0 ** 2) <= 5 * np.sqrt(p0 ** 2 * (1 - p0 ** 2) / n)
 
 
 # ------------------------------------------------------------------------------ weak
