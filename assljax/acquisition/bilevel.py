@@ -400,16 +400,20 @@ class _FreshViews:
     return jnp.dot(k_xu, inv_sqrt.astype(k_xu.dtype), precision=_HIGHEST)
 
 
-def _nystrom_map(kernel: Callable, landmarks: jax.Array, *, rcond: float) -> Callable:
+def _nystrom_map(kernel: Callable, landmarks: jax.Array, *, rcond: float,
+                 chunk_size: int | None) -> Callable:
   """:func:`assljax.kernels.nystrom_features` with ``phi.inv_sqrt`` ``(m, m)`` exposed.
 
   ``phi(x) = k(x, U) (K_UU)^{+1/2}``, the pseudo-inverse square root over the eigenvalues
   above ``rcond * lambda_max`` (float64 on the host), as in ``nystrom_features``; the
   jitted Adam step takes ``(landmarks, inv_sqrt)`` as arrays rather than baking them in.
+  ``K_UU`` is computed in :func:`_feature_rows`' blocks of ``chunk_size`` rows, the
+  kernel program that the pool's features use.
   """
   from assljax.kernels import nystrom_features
 
-  k_uu = kernel(landmarks, landmarks)
+  k_uu = _feature_rows(lambda u: kernel(u, landmarks), landmarks,
+                       np.arange(landmarks.shape[0]), chunk_size)
   # nystrom_features validates kernel, landmarks and K_UU; give it the matrix computed here
   # so that the kernel runs once on the landmarks
   phi_checked = nystrom_features(lambda a, b: k_uu, landmarks, rcond=rcond)
@@ -435,16 +439,18 @@ def _feature_rows(phi: Callable, x: jax.Array, rows: np.ndarray,
                   chunk_size: int | None) -> jax.Array:
   """``phi(x[rows])`` ``(n, m)``, ``chunk_size`` rows per call.
 
-  Every call is padded (with copies of a real row) to a power of two no larger than
-  ``chunk_size``, so the kernel compiles for at most ``log2(chunk_size) + 1`` shapes
-  instead of once per distinct row count (the greedy loop adds one row at a time).
+  Calls are padded (with copies of a real row) so that the kernel compiles for few row
+  counts rather than once per distinct count: when ``rows`` spans several chunks every
+  call has ``chunk_size`` rows (the last one padded: at most one chunk of extra work,
+  and no program of its own); within one chunk, the next power of two (the greedy loop
+  adds one row at a time), so at most ``log2(chunk_size) + 2`` shapes in all.
   """
   rows = np.asarray(rows)
   limit = rows.size if chunk_size is None else chunk_size
   out = []
   for start in range(0, rows.size, limit):
     part = rows[start:start + limit]
-    size = min(limit, 1 << int(np.ceil(np.log2(part.size))))
+    size = limit if rows.size > limit else min(limit, 1 << int(np.ceil(np.log2(part.size))))
     padded = np.concatenate([part, np.full(size - part.size, part[0])])
     out.append(phi(jnp.take(x, jnp.asarray(padded), axis=0))[:part.size])
   return out[0] if len(out) == 1 else jnp.concatenate(out)
@@ -559,7 +565,7 @@ class BilevelCoreset(StatelessStrategy):
     m = min(self.landmarks, ctx.pool_size)
     rows = np.sort(np.asarray(jax.random.choice(key, ctx.pool_size, (m,), replace=False)))
     return _nystrom_map(self._kernel_for(ctx), jnp.take(ctx.x, jnp.asarray(rows), axis=0),
-                        rcond=self.rcond)
+                        rcond=self.rcond, chunk_size=self.chunk_size)
 
   def augments(self, ctx: Context) -> bool:
     """Whether labeled/chosen samples enter the inner problem augmented."""

@@ -262,6 +262,35 @@ def test_images_enter_the_inner_problem_as_augmented_copies():
   assert bilevel._lbfgs_step._cache_size() - compiled <= 1       # not one program per pick
 
 
+def test_kernel_rows_come_in_few_row_counts():
+  # The kernel compiles once per row count: K_UU and multi-chunk feature calls share the
+  # chunk_size program, a call within one chunk pads to the next power of two.
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(37, 5)).astype(np.float32))
+  landmarks = x[:11]
+  rows_seen = []
+
+  def kernel(a, b):
+    rows_seen.append(a.shape[0])
+    return a @ b.T
+
+  phi = bilevel._nystrom_map(kernel, landmarks, rcond=1e-6, chunk_size=8)
+  assert rows_seen == [8, 8]                      # 11 landmarks: two blocks of 8
+  rows_seen.clear()
+  z = np.asarray(bilevel._feature_rows(phi, x, np.arange(37), 8))
+  assert rows_seen == [8] * 5                     # 37 rows: the last block padded to 8
+  rows_seen.clear()
+  np.testing.assert_array_equal(np.asarray(bilevel._feature_rows(phi, x, np.arange(3), 8)),
+                                z[:3])
+  assert rows_seen == [4]
+  # the blocks are the one-call values: features equal phi(x), and the Nystrom map is
+  # exact on its landmarks (phi(U) phi(U)^T = K_UU)
+  np.testing.assert_allclose(z, np.asarray(phi(x)), rtol=1e-5, atol=1e-5)
+  f = np.asarray(phi(landmarks), np.float64)
+  k_uu = np.asarray(landmarks, np.float64) @ np.asarray(landmarks, np.float64).T
+  np.testing.assert_allclose(f @ f.T, k_uu, atol=1e-4 * np.abs(k_uu).max())
+
+
 def test_adam_draws_fresh_augmentations_every_step_and_compiles_once():
   ctx, mask = _image_context(7)
   strategy = acquisition.get("bilevel", kernel=_flat_linear_kernel, augmentations=2,
