@@ -67,8 +67,11 @@ class Kernel:
                kernel_fn: Callable[[jax.Array, jax.Array | None], jax.Array],
                diag_fn: Callable[[jax.Array], jax.Array],
                features_fn: Callable[[jax.Array], jax.Array] | None = None,
-               no_features_reason: str = ""):
+               no_features_reason: str = "", per_sample_work: bool = False):
     self.kind = kind
+    # True when one symmetric call does per-sample work once (unchunked Jacobians) and
+    # the pairwise part is a cheap contraction: gram_blocks then makes one call.
+    self._per_sample_work = per_sample_work
     self._description = description
     self._kernel_fn = kernel_fn
     self._diag_fn = diag_fn
@@ -148,7 +151,8 @@ class Kernel:
               f"{filter_name!r} parameters; use param_filter='last_layer' (or nystrom_features).")
     features_fn = head_features if _shaped_like_head(params, param_filter) else None
     return cls(kind="empirical", description=description, kernel_fn=kernel_fn,
-               diag_fn=diag_fn, features_fn=features_fn, no_features_reason=reason)
+               diag_fn=diag_fn, features_fn=features_fn, no_features_reason=reason,
+               per_sample_work=chunk_size is None)
 
   @classmethod
   def infinite(cls, architecture: Any, *, num_classes: int = 1, chunk_size: int | None = None,
@@ -252,8 +256,11 @@ class Kernel:
 
     Every kernel has them, from kernel calls only: ``K_LL`` in one call, ``K_LU`` over
     4096 pool samples per call, and each group's ``g x g`` block from calls on about
-    ``chunk_size`` samples (several groups at once, keeping the diagonal blocks). They
-    are the index-set form that ``assljax.kernels.batch_min_eigenvalues(K_LL, K_LU,
+    ``chunk_size`` samples (several groups at once, keeping the diagonal blocks). An
+    unchunked all-parameter empirical NTK, whose cost is the per-sample Jacobians, takes
+    all three from one call on ``labeled ∪ x_pool`` when ``N <= 4096`` (the memory of
+    one ``K_LU`` call): every Jacobian is formed once instead of two to three times.
+    They are the index-set form that ``assljax.kernels.batch_min_eigenvalues(K_LL, K_LU,
     K_GG, index=index)`` scores.
 
     Args:
@@ -279,7 +286,11 @@ class Kernel:
       raise UserInputError(f"index entries must lie in [0, {n}), found "
                        f"[{int(index.min())}, {int(index.max())}].")
     check_positive_int("chunk_size", chunk_size)
-    if x_labeled.shape[0] == 0:
+    l = x_labeled.shape[0]
+    if self._per_sample_work and n <= _POOL_COLUMNS:
+      full = self(jnp.concatenate([x_labeled.astype(x_pool.dtype), x_pool]), None)
+      return full[:l, :l], full[:l, l:], _index_blocks(full[l:, l:], jnp.asarray(index))
+    if l == 0:
       K_LL, K_LU = jnp.zeros((0, 0), jnp.float32), jnp.zeros((0, n), jnp.float32)
     else:
       K_LL = self(x_labeled, None)
@@ -300,6 +311,12 @@ class Kernel:
 
   def __repr__(self) -> str:
     return f"Kernel({self._description})"
+
+
+@jax.jit
+def _index_blocks(gram: jax.Array, index: jax.Array) -> jax.Array:
+  """``gram[index[i]][:, index[i]]`` for every row of ``index`` ``(m, g)``: ``(m, g, g)``."""
+  return gram[index[:, :, None], index[:, None, :]]
 
 
 def _shaped_like_head(params: PyTree, param_filter: Any) -> bool:

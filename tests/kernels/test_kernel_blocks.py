@@ -38,14 +38,25 @@ def test_feature_map_is_the_features_or_none(mlp):
   assert Kernel.infinite("mlp", num_classes=C).feature_map() is None
 
 
+@pytest.mark.parametrize("jacobian_chunk", [None, 4])
 @pytest.mark.parametrize("l", [0, 3])
-def test_gram_blocks_are_blocks_of_the_full_gram(mlp, l):
+def test_gram_blocks_are_blocks_of_the_full_gram(mlp, l, jacobian_chunk):
   apply_fn, _, params, x = mlp
-  kernel = Kernel.empirical(apply_fn, params, param_filter="all")
+  kernel = Kernel.empirical(apply_fn, params, param_filter="all", chunk_size=jacobian_chunk)
   x_l, x_pool = x[:l], x[3:]                                       # N = 11
   index = np.array([[0, 4], [7, 1], [10, 2], [3, 5], [9, 8]])       # (m, g) = (5, 2)
-  # chunk_size=3: one group per kernel call for K_GG (g = 2), the remainder path too
+  calls = []
+  kernel_fn = kernel._kernel_fn
+  kernel._kernel_fn = lambda a, b: calls.append((a.shape[0], b)) or kernel_fn(a, b)
+  # unchunked Jacobians: one symmetric call on labeled ∪ pool forms each Jacobian once;
+  # chunked: K_LL, K_LU, then K_GG with chunk_size=3, i.e. one group per kernel call
+  # (g = 2), the remainder path too
   K_LL, K_LU, K_GG = kernel.gram_blocks(x_l, x_pool, index, chunk_size=3)
+  if jacobian_chunk is None:
+    assert calls == [(l + 11, None)]
+  else:
+    assert len(calls) == (2 if l else 0) + len(index)
+  kernel._kernel_fn = kernel_fn
   full = np.asarray(kernel(jnp.concatenate([x_l, x_pool])))
   assert K_LL.shape == (l, l) and K_LU.shape == (l, 11) and K_GG.shape == (5, 2, 2)
   assert K_LL.dtype == K_LU.dtype == K_GG.dtype == jnp.float32
