@@ -39,6 +39,20 @@ def test_digits_split_matches_sklearn(reference):
   np.testing.assert_allclose(ds.std, [x64.std()], rtol=1e-6)
 
 
+def test_bundled_csv_is_read_as_load_digits_reads_it(reference, monkeypatch):
+  from assljax.data import digits
+
+  images, target = digits._digits_arrays()       # the CSV, without importing sklearn
+  np.testing.assert_array_equal(images, reference[0])
+  np.testing.assert_array_equal(target, reference[1])
+  assert images.dtype == reference[0].dtype and images.shape == (1797, 8, 8)
+  # where scikit-learn keeps no such file: its load_digits, the same arrays
+  monkeypatch.setattr(digits.os.path, "isfile", lambda path: False)
+  fallback = digits._digits_arrays()
+  np.testing.assert_array_equal(fallback[0], reference[0])
+  np.testing.assert_array_equal(fallback[1], reference[1])
+
+
 def test_digits_determinism_and_subsampling():
   a, b, c = (data.load("digits", seed=s) for s in (4, 4, 5))
   np.testing.assert_array_equal(a.test.ids, b.test.ids)
