@@ -244,12 +244,14 @@ def mock_tfds(sizes: dict):
 # config, argument, labels to run (over the file: every strategy named by some config),
 # mock split sizes (None: the shared ImageFolder when present, else mock cifar10)
 RUNS = [
-    ("crc_cifar10", "runlocal", ["crc", "egl"], {"cifar10": dict(train=240, test=20)}),
-    # a smaller pool: the all-layer NTK of every unlabeled sample is this file's costliest step
+    # The CRC runs on 120 samples share one trainer (identical data, model and SSL
+    # sections); the small pool also keeps the all-layer NTK of every unlabeled sample,
+    # this file's costliest step, cheap. crc_g10 (100 initial labels, Q = 100) needs 240.
+    ("crc_cifar10", "runlocal", ["crc", "egl"], {"cifar10": dict(train=120, test=20)}),
     ("crc_ablation_layers", "runlocal", ["crc_all_layers", "crc_last_layer"],
      {"cifar10": dict(train=120, test=20)}),
     ("crc_ablation_layers", "first=untrained,runlocal", ["crc_last_layer"],
-     {"cifar10": dict(train=240, test=20)}),
+     {"cifar10": dict(train=120, test=20)}),
     ("crc_ablation_group", "runlocal", ["crc_g10"], {"cifar10": dict(train=240, test=20)}),
     ("crc_cifar100", "runlocal", ["random"], {"cifar100": dict(train=300, test=100)}),
     ("crc_svhn", "runlocal", ["crc"], {"svhn_cropped": dict(train=160, test=20)}),
