@@ -48,7 +48,7 @@ candidate; a kernel without one (infinite width, all-parameter NTK) gives Gram b
 instead (:meth:`Kernel.gram_blocks`: ``K_LL`` once, ``K_LU`` for the pool samples that
 occur in some candidate, and the candidates' ``g x g`` blocks from kernel calls on
 about 256 samples at a time; an unchunked all-parameter empirical NTK takes all three
-from one call on the labeled set and those pool samples when they number at most 4,096,
+from one call when the labeled set and those pool samples number at most 256 together,
 so that each Jacobian is formed once; never an ``N x N`` matrix). Scores come from
 :func:`assljax.kernels.batch_min_eigenvalues` with the candidates as index sets into the
 pool, so the ``(m, l, g)`` cross blocks are never materialized; its dispatcher picks the

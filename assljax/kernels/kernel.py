@@ -258,8 +258,8 @@ class Kernel:
     4096 pool samples per call, and each group's ``g x g`` block from calls on about
     ``chunk_size`` samples (several groups at once, keeping the diagonal blocks). An
     unchunked all-parameter empirical NTK, whose cost is the per-sample Jacobians, takes
-    all three from one call on ``labeled ∪ x_pool`` when ``N <= 4096`` (the memory of
-    one ``K_LU`` call): every Jacobian is formed once instead of two to three times.
+    all three from one call on ``labeled ∪ x_pool`` when ``l + N <= chunk_size``: every
+    Jacobian is formed once instead of two to three times.
     They are the index-set form that ``assljax.kernels.batch_min_eigenvalues(K_LL, K_LU,
     K_GG, index=index)`` scores.
 
@@ -287,7 +287,10 @@ class Kernel:
                        f"[{int(index.min())}, {int(index.max())}].")
     check_positive_int("chunk_size", chunk_size)
     l = x_labeled.shape[0]
-    if self._per_sample_work and n <= _POOL_COLUMNS:
+    # One call computes (l + N)^2 pairs; within chunk_size samples that is no more than
+    # one K_GG call's, while every Jacobian is formed once (a larger call would trade
+    # Jacobians for many more pairs, and exceed the caller's bound on a call's samples).
+    if self._per_sample_work and l + n <= chunk_size:
       full = self(jnp.concatenate([x_labeled.astype(x_pool.dtype), x_pool]), None)
       return full[:l, :l], full[:l, l:], _index_blocks(full[l:, l:], jnp.asarray(index))
     if l == 0:

@@ -38,9 +38,13 @@ def test_feature_map_is_the_features_or_none(mlp):
   assert Kernel.infinite("mlp", num_classes=C).feature_map() is None
 
 
-@pytest.mark.parametrize("jacobian_chunk", [None, 4])
+# (Jacobian chunk of the kernel, gram_blocks' chunk_size): the unchunked kernel on at most
+# chunk_size samples makes one symmetric call on labeled ∪ pool, forming each Jacobian
+# once; otherwise K_LL, K_LU, then K_GG in calls of about chunk_size samples (3: one
+# group per call, g = 2, and the remainder path)
+@pytest.mark.parametrize("jacobian_chunk, blocks_chunk", [(None, 64), (None, 3), (4, 64)])
 @pytest.mark.parametrize("l", [0, 3])
-def test_gram_blocks_are_blocks_of_the_full_gram(mlp, l, jacobian_chunk):
+def test_gram_blocks_are_blocks_of_the_full_gram(mlp, l, jacobian_chunk, blocks_chunk):
   apply_fn, _, params, x = mlp
   kernel = Kernel.empirical(apply_fn, params, param_filter="all", chunk_size=jacobian_chunk)
   x_l, x_pool = x[:l], x[3:]                                       # N = 11
@@ -48,14 +52,12 @@ def test_gram_blocks_are_blocks_of_the_full_gram(mlp, l, jacobian_chunk):
   calls = []
   kernel_fn = kernel._kernel_fn
   kernel._kernel_fn = lambda a, b: calls.append((a.shape[0], b)) or kernel_fn(a, b)
-  # unchunked Jacobians: one symmetric call on labeled ∪ pool forms each Jacobian once;
-  # chunked: K_LL, K_LU, then K_GG with chunk_size=3, i.e. one group per kernel call
-  # (g = 2), the remainder path too
-  K_LL, K_LU, K_GG = kernel.gram_blocks(x_l, x_pool, index, chunk_size=3)
-  if jacobian_chunk is None:
+  K_LL, K_LU, K_GG = kernel.gram_blocks(x_l, x_pool, index, chunk_size=blocks_chunk)
+  if jacobian_chunk is None and blocks_chunk >= l + 11:
     assert calls == [(l + 11, None)]
   else:
-    assert len(calls) == (2 if l else 0) + len(index)
+    groups_per_call = blocks_chunk // 2
+    assert len(calls) == (2 if l else 0) + -(-len(index) // groups_per_call)
   kernel._kernel_fn = kernel_fn
   full = np.asarray(kernel(jnp.concatenate([x_l, x_pool])))
   assert K_LL.shape == (l, l) and K_LU.shape == (l, 11) and K_GG.shape == (5, 2, 2)
