@@ -372,14 +372,41 @@ def test_bound_steps_give_upper_bounds_never_below_the_solve(method, positive_on
   exact = np.asarray(batch_min_eigenvalues(**opts))
   ref = reference(assembled(*blocks_of(phi_l.astype(np.float64), pool[index].astype(np.float64))),
                   positive_only=positive_only)[0]
-  bounds = np.asarray(batch_min_eigenvalues(**opts, bound_steps=2))
-  # certified by the inertia count (>= the exact eigenvalue) and never below the full
-  # solve (a candidate's iterates do not depend on the others)
-  assert np.all(bounds >= exact)
-  assert np.all(bounds >= ref - 1e-5 * np.abs(ref).max())
-  assert np.any(bounds > exact)   # two steps do not finish every candidate here
+  for steps in (1, 2):
+    bounds = np.asarray(batch_min_eigenvalues(**opts, bound_steps=steps))
+    # certified by the inertia count, or for the plain value by a Rayleigh quotient
+    # (>= the exact eigenvalue), and never below the full solve
+    assert np.all(bounds >= exact)
+    assert np.all(bounds >= ref - 1e-5 * np.abs(ref).max())
+    assert np.any(bounds > exact)   # a step or two do not finish every candidate here
   with pytest.raises(ValueError, match="bound_steps"):
     batch_min_eigenvalues(**opts, bound_steps=0)
+
+
+def test_rayleigh_bound_is_an_upper_bound_tight_at_the_eigenvector():
+  """The plain bound's certificate: for any point and vector the quotient (plus its
+  rounding margin) is at or above the float64 λ_min of ``[[diag(Λ), Z], [Zᵀ, D]]``, and at
+  ``λ_min`` with the eigenvector's own border part it is ``λ_min`` up to that margin."""
+  from assljax.kernels.spectral._roots import _rayleigh_bound
+
+  rng = np.random.default_rng(14)
+  c, l, g = 6, 9, 3
+  lam = np.sort(rng.uniform(0.5, 3.0, size=l))
+  Z = rng.normal(size=(c, l, g))
+  D = rng.normal(size=(c, g, g))
+  D = D @ np.swapaxes(D, 1, 2) + np.eye(g)
+  mats = np.stack([np.block([[np.diag(lam), z], [z.T, d]]) for z, d in zip(Z, D)])
+  ev, vec = np.linalg.eigh(mats)
+  lmin, lmax = ev[:, 0], np.abs(ev).max(axis=1)
+  bound = lambda y, v: np.asarray(_rayleigh_bound(*map(f32, (lam, Z, D, y, v))), np.float64)
+  for _ in range(5):   # any point below the first pole and any unit vector
+    v = rng.normal(size=(c, g))
+    y = rng.uniform(-1.0, 0.49, size=c)
+    assert np.all(bound(y, v / np.linalg.norm(v, axis=1, keepdims=True)) >= lmin)
+  v_min = vec[:, l:, 0]       # the eigenvector's last g entries: u = [a; v] at y = λ_min
+  tight = bound(lmin, v_min / np.linalg.norm(v_min, axis=1, keepdims=True))
+  assert np.all(tight >= lmin)
+  np.testing.assert_array_less(tight - lmin, 2 * (l + g) * 4e-7 * lmax)
 
 
 @pytest.mark.parametrize("method,positive_only", [("bordered", False), ("features", True),

@@ -135,9 +135,10 @@ def batch_min_eigenvalues(K_LL: jax.Array | None = None, K_LG: jax.Array | None 
     chunk_size: candidates per ``lax.map`` step (None: all at once).
     bound_steps: instead of the eigenvalues, return upper bounds certified by an inertia
       count after at most this many root-finder steps of the bordered or feature-space
-      solver (the dense method returns the eigenvalues themselves). A candidate's bound
-      is never below the value the full solve returns for it (its iterates do not depend
-      on the other candidates), so candidates whose bound is below some candidate's
+      solver (the dense method returns the eigenvalues themselves); the bordered
+      solver's plain bound also takes the Rayleigh quotient of the vector its last step
+      proposes when lower. A candidate's bound is never below the value the full solve
+      returns for it, so candidates whose bound is below some candidate's
       value can be dropped from a search for the largest value: NPC's argmax.
 
   Returns:

@@ -144,8 +144,10 @@ def _evaluate_smallest(lam, Z, D, x, v, repair=True, *, sigma: float):
   (``v`` lost ``v_1``) the exact eigenpair, gathered, not the whole chunk's ``eigh``.
   The model then uses ``f = vᵀ S v``: for ``x < Λ_1`` it lies above ``μ_1`` for *any*
   unit ``v`` (concavity), so its root never falls below the wanted eigenvalue, however
-  rough ``v`` is. ``repair`` (a bool scalar) False skips both repairs: the loop's last
-  step, whose vector and proposal nobody uses (the last step of a bound).
+  rough ``v`` is. ``repair`` (a ``(c,)`` bool) False skips both repairs for that row:
+  rows already done (the loop keeps evaluating them with the chunk, but keeps nothing of
+  it), and every row on the loop's last step, whose vector and proposal nobody uses (the
+  last step of a bound).
 
   Returns ``(above (c,), proposal (c,), v (c, g))``.
   """
@@ -184,6 +186,34 @@ def _evaluate_smallest(lam, Z, D, x, v, repair=True, *, sigma: float):
   return above, jnp.where(below == 0, proposal, jnp.nan), v
 
 
+def _rayleigh_bound(lam, Z, D, y, v):
+  """``(c,)`` upper bounds on ``λ_min(M)`` from the Rayleigh quotient of one vector each.
+
+  In ``A``'s eigenbasis ``M = [[diag(Λ), Z], [Zᵀ, D]]``; the vector ``u = [a; v]`` with
+  ``a = -diag(1 / (Λ - y)) Z v`` has ``uᵀ (M - y I) u = vᵀ S(y) v`` (the Schur complement
+  eliminates ``a``), so for a ``y`` where ``vᵀ S(y) v <= 0`` (the root of a step's model,
+  see :func:`_model_step`) its quotient ``uᵀ M u / uᵀ u`` lies at or below ``y``, and it
+  bounds ``λ_min(M)`` from above for any ``y`` and ``v``. The bound adds the quotient's
+  worst-case rounding, ``2 n eps`` times the sum of its terms' magnitudes (``n = l + g``
+  products per entry), so it holds for the computed quotient too.
+
+  Args:
+    lam: ``(l,)``; Z: ``(c, l, g)``; D: ``(c, g, g)`` symmetric; y: ``(c,)``; v: ``(c, g)``.
+  """
+  dtype = Z.dtype
+  n = Z.shape[1] + Z.shape[2]
+  zv = jnp.matmul(Z, v[:, :, None])[:, :, 0]                            # (c, l)
+  a = -zv / (lam[None, :] - y[:, None])
+  a = jnp.where(jnp.isfinite(a), a, 0.0)
+  dv = jnp.matmul(D, v[:, :, None])[:, :, 0]                            # (c, g)
+  num = (jnp.sum(lam[None, :] * a * a, axis=1) + 2.0 * jnp.sum(a * zv, axis=1)
+         + jnp.sum(v * dv, axis=1))
+  size = (jnp.sum(jnp.abs(lam)[None, :] * a * a, axis=1) + 2.0 * jnp.sum(jnp.abs(a * zv), axis=1)
+          + jnp.einsum("cg,cgh,ch->c", jnp.abs(v), jnp.abs(D), jnp.abs(v)))
+  den = jnp.sum(a * a, axis=1) + jnp.sum(v * v, axis=1)
+  return (num + 2.0 * n * jnp.finfo(dtype).eps * size) / den
+
+
 def kth_eigenvalue(lam, Z, D, k, lo, hi, atol, x0=None, *, sigma: float, offset: int,
                    smallest: bool = False, bound_steps: jax.Array | int | None = None,
                    compact: bool = False):
@@ -211,7 +241,12 @@ def kth_eigenvalue(lam, Z, D, k, lo, hi, atol, x0=None, *, sigma: float, offset:
   With ``bound_steps = s`` (an int32 scalar, possibly traced) it stops after at most ``s``
   steps and returns ``hi`` instead: an upper bound on the eigenvalue certified by the
   inertia count, and, since a candidate's iterates do not depend on the others, never
-  below what the full iteration returns. An ``s`` of at least the iteration cap
+  below what the full iteration returns. With ``smallest`` the bound is the lower of
+  ``hi`` and ``atol`` above the Rayleigh quotient that the next point and vector give
+  (:func:`_rayleigh_bound`): the step that would evaluate that point costs a Schur
+  complement and a Cholesky, the quotient O(l g). Still never below the full
+  iteration's value: that is the midpoint of a bracket of width ``atol`` whose lower
+  end is certified below the eigenvalue. An ``s`` of at least the iteration cap
   (:data:`EXACT_STEPS`) returns the midpoint, as without ``bound_steps``: one compiled
   loop then serves bounds and eigenvalues (the driver's argmax search).
   """
@@ -227,17 +262,17 @@ def kth_eigenvalue(lam, Z, D, k, lo, hi, atol, x0=None, *, sigma: float, offset:
     # Λ_1, below which the root lies; the iteration needs no more than a rough start (the
     # exact eigenvector of S(x0), one eigh per candidate, measured no fewer steps)
     v0 = _normalized(Z[:, 0, :], jnp.broadcast_to(jnp.eye(1, g, dtype=dtype), (c, g)))[1]
-    evaluate = lambda rows, x, v, last: _evaluate_smallest(lam, *rows[:2], x, v, ~last,
+    evaluate = lambda rows, x, v, repair: _evaluate_smallest(lam, *rows[:2], x, v, repair,
                                                            sigma=sigma)
   else:
     v0 = jnp.zeros((c, g), dtype)
-    evaluate = lambda rows, x, v, last: (
+    evaluate = lambda rows, x, v, repair: (
         *_evaluate(lam, *rows[:2], x, rows[2], rows[3], sigma=sigma, offset=offset), v)
 
   def body(rows, state):
     it, lo, hi, x, v, run, done = state
     atol = rows[3]
-    above, proposal, v_n = evaluate(rows, x, v, it + 1 >= max_iter)
+    above, proposal, v_n = evaluate(rows, x, v, ~done & (it + 1 < max_iter))
     lo_n = jnp.where(above, lo, x)
     hi_n = jnp.where(above, x, hi)
     inside = lambda y: jnp.isfinite(y) & (y > lo_n) & (y < hi_n)
@@ -253,9 +288,12 @@ def kth_eigenvalue(lam, Z, D, k, lo, hi, atol, x0=None, *, sigma: float, offset:
 
   done0 = (hi - lo) <= atol
   state = (jnp.zeros((), jnp.int32), lo, hi, x0, v0, jnp.zeros((c,), jnp.int32), done0)
-  _, lo, hi, *_ = _compacted(body, (Z, D, k, atol), state, max_iter=max_iter, compact=compact)
+  _, lo, hi, x, v, *_ = _compacted(body, (Z, D, k, atol), state, max_iter=max_iter,
+                                   compact=compact)
   if bound_steps is None:
     return 0.5 * (lo + hi)
+  if smallest:
+    hi = jnp.minimum(hi, _rayleigh_bound(lam, Z, D, x, v) + atol)
   return jnp.where(bound_steps < cap, hi, 0.5 * (lo + hi))
 
 
