@@ -358,8 +358,8 @@ def argmax(inputs: Blocks | Features, scale: jax.Array, rtol: jax.Array, *, meth
           solved=state.solved + jnp.sum(valid.astype(jnp.int32)),
           nan_seen=state.nan_seen | jnp.any(valid & nan))
 
-    return jax.lax.switch(state.phase, [record_bounds, record_values, record_bounds,
-                                        record_values], state)
+    # _BOUND and _REFINE record bounds, _FIRST and _EXACT values: one copy of each
+    return jax.lax.cond(state.phase % 2 == _BOUND % 2, record_bounds, record_values, state)
 
   def cond(state: _Search) -> jax.Array:
     nxt = state.queue[jnp.minimum(state.start, padded - 1)]
