@@ -263,10 +263,10 @@ class NPC(_SpectralStrategy):
 
     Above ``_SEARCH_MIN`` candidates, :func:`assljax.kernels.argmax_min_eigenvalue`
     bounds every candidate from above (``_BOUND_STEPS`` root-finder steps, certified by
-    an inertia count or a Rayleigh quotient), solves the block of highest bounds exactly, bounds the candidates
-    that can still reach its best value again (``_REFINE_STEPS``) and solves exactly
-    only blocks of the highest of those, until no bound left can win or tie: the same
-    pick, one compiled program per round.
+    an inertia count or a Rayleigh quotient), solves the block of highest bounds
+    exactly, bounds the candidates that can still reach its best value again
+    (``_REFINE_STEPS``) and solves exactly only blocks of the highest of those, until no
+    bound left can win or tie: the same pick, one compiled program per round.
     """
     if len(batches) <= _SEARCH_MIN:
       return int(np.argmax(self.scores(ctx, batches, positive_only=self.positive_only)))
