@@ -234,9 +234,10 @@ def kth_eigenvalue(lam, Z, D, k, lo, hi, atol, x0=None, *, sigma: float, offset:
   ``x0`` is the first point evaluated (default: just below ``hi``).
 
   A candidate's iterates do not depend on the others', so with ``compact`` the iteration
-  runs on the whole chunk only while more than a quarter of it is unfinished, then on the unfinished rows gathered into a quarter-size chunk
-  (:func:`_compacted`): the slowest few candidates no longer cost whole-chunk steps, at
-  the price of compiling the loop twice.
+  runs on the whole chunk only while more than a quarter of it is unfinished, then on
+  the unfinished rows gathered into a quarter-size chunk (:func:`_compacted`): the
+  slowest few candidates no longer cost whole-chunk steps, at the price of compiling
+  the loop twice.
 
   With ``bound_steps = s`` (an int32 scalar, possibly traced) it stops after at most ``s``
   steps and returns ``hi`` instead: an upper bound on the eigenvalue certified by the
