@@ -21,8 +21,16 @@ if "PYTEST_XDIST_WORKER" not in os.environ:
   shutil.rmtree(_CACHE, ignore_errors=True)
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _CACHE)
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
+# Most of the suite's time is XLA compiling thousands of tiny programs that then run for
+# milliseconds: compile them without LLVM's optimizations (JAX's own switch for "the cost of
+# optimization is greater than that of running a less-optimized program"; the same
+# programs, rounded differently at most in the last bits). Tests marked `compute_bound`
+# compile as users' programs are compiled. `JAX_DISABLE_MOST_OPTIMIZATIONS=0 make test`
+# runs the whole suite on optimized programs.
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
 import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
@@ -35,3 +43,19 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
   compile_report.register(config)
+
+
+@pytest.fixture(autouse=True)
+def _optimized_programs_for_compute_bound_tests(request, monkeypatch):
+  """A `compute_bound` test (seconds of training, in-process or in the subprocesses it
+  starts) compiles with XLA's optimizations: there they save more than they cost."""
+  if request.node.get_closest_marker("compute_bound") is None:
+    yield
+    return
+  monkeypatch.setenv("JAX_DISABLE_MOST_OPTIMIZATIONS", "0")
+  previous = jax.config.values["jax_disable_most_optimizations"]
+  jax.config.update("jax_disable_most_optimizations", False)
+  try:
+    yield
+  finally:
+    jax.config.update("jax_disable_most_optimizations", previous)

@@ -1,14 +1,27 @@
 """Package-level contracts: light import, lazy subpackages, the test-wide JAX settings."""
 
+import os
 import subprocess
 import sys
 
 import jax
+import pytest
 
 
 def test_conftest_settings():
   assert jax.config.jax_numpy_rank_promotion == "raise"
   assert jax.device_count() == 8
+  # unoptimized compiles unless the environment asks for optimized ones (conftest)
+  asked = os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] not in ("0", "false", "False")
+  assert jax.config.values["jax_disable_most_optimizations"] is asked
+
+
+@pytest.mark.compute_bound
+def test_compute_bound_tests_compile_optimized_programs_here_and_in_subprocesses():
+  assert jax.config.values["jax_disable_most_optimizations"] is False
+  code = "import jax; print(jax.config.values['jax_disable_most_optimizations'])"
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+  assert out.stdout.strip() == "False"
 
 
 def test_import_is_light():

@@ -306,8 +306,8 @@ def for_test(config, labels: list[str], *, sizes):
   config.progress = False
   if "bilevel" in config.strategy_options:
     config.strategy_options.bilevel.hparams.update(
-        landmarks=16, augmentations=1, inner_steps=10, cg_steps=5, random_fraction=0.8,
-        chunk_size=8)
+        landmarks=16, augmentations=1, inner_steps=10, inner_batch_size=8, cg_steps=5,
+        random_fraction=0.8, chunk_size=8)
   if config.ssl.algorithm == "supervised":  # dynamicAL's protocols, at a tenth of the size
     config.al.initial_per_class, config.al.query_size = 5, 25
   config.al.budget = initial_labels(config) + config.al.query_size

@@ -21,6 +21,7 @@ def _digits():
   return (d.images / 16.0).astype(np.float32)[..., None], d.target.astype(np.int32)
 
 
+@pytest.mark.compute_bound  # 3x slower on unoptimized programs
 def test_fixmatch_beats_supervised_on_digits_with_20_labels():
   x, y = _digits()
   model = models.build("cnn", num_classes=10, input_shape=(8, 8, 1), channels=(16, 32, 32),
