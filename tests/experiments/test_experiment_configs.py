@@ -307,7 +307,7 @@ def for_test(config, labels: list[str], *, sizes):
   if "bilevel" in config.strategy_options:
     config.strategy_options.bilevel.hparams.update(
         landmarks=16, augmentations=1, inner_steps=10, inner_batch_size=8, cg_steps=5,
-        random_fraction=0.8, chunk_size=8)
+        random_fraction=0.8, chunk_size=8, outer_size=16)
   if config.ssl.algorithm == "supervised":  # dynamicAL's protocols, at a tenth of the size
     config.al.initial_per_class, config.al.query_size = 5, 25
   config.al.budget = initial_labels(config) + config.al.query_size
