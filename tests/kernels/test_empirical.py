@@ -11,13 +11,6 @@ from assljax.kernels import empirical_ntk_fn, select_params
 C = 3
 
 
-def fast_compile(fn, *args):
-  """``jax.jit(fn)(*args)`` compiled at LLVM -O0: the same program, far less compile time."""
-  compiled = jax.jit(fn).lower(*args).compile(
-      compiler_options={"xla_backend_optimization_level": 0})
-  return compiled(*args)
-
-
 def _f64(tree):
   return jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), tree)
 
@@ -73,8 +66,8 @@ def test_equals_brute_force_jacrev_float64(name):
     apply_fn, _ = model.bind(s64)
     traced_fn, full_fn = empirical_ntk_fn(apply_fn), empirical_ntk_fn(apply_fn, trace_axes=())
     # one compiled program for the reference and both of ours (ntk_fn is jittable)
-    ref, traced, full = map(np.asarray, fast_compile(lambda p, a, b: (
-        brute_ntk(apply_fn, p, a, b), traced_fn(p, a, b), full_fn(p, a, b)), p64, x1, x2))
+    ref, traced, full = map(np.asarray, jax.jit(lambda p, a, b: (
+        brute_ntk(apply_fn, p, a, b), traced_fn(p, a, b), full_fn(p, a, b)))(p64, x1, x2))
   assert full.shape == (5, 3, C, C) and traced.shape == (5, 3)
   assert full.dtype == np.float64
   scale = np.abs(ref).max()
@@ -176,10 +169,10 @@ def test_predicate_filter_equals_brute_force_on_subset():
     assert [leaf.shape for leaf in selected] == [(16, 8), (8, 8)]
     subset_fn = empirical_ntk_fn(apply_fn, param_filter=keep, trace_axes=())
     everything_fn = empirical_ntk_fn(apply_fn, trace_axes=())
-    ref, ours, everything = fast_compile(lambda p, a, b: (
+    ref, ours, everything = jax.jit(lambda p, a, b: (
         brute_ntk(apply_fn, p, a, b, select=lambda q: select_params(q, keep)[0],
                   put=lambda q, sel: select_params(q, keep)[1](sel)),
-        subset_fn(p, a, b), everything_fn(p, a, b)), p64, x1, x2)
+        subset_fn(p, a, b), everything_fn(p, a, b)))(p64, x1, x2)
   np.testing.assert_allclose(ours, ref, rtol=1e-10, atol=1e-12)
   assert float(jnp.abs(everything - ours).max()) > 1e-3  # the filter really restricts
 

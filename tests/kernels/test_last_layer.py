@@ -12,13 +12,6 @@ from assljax.kernels.empirical import _EmpiricalNTK
 C = 4
 
 
-def fast_compile(fn, *args):
-  """``jax.jit(fn)(*args)`` compiled at LLVM -O0: the same program, far less compile time."""
-  compiled = jax.jit(fn).lower(*args).compile(
-      compiler_options={"xla_backend_optimization_level": 0})
-  return compiled(*args)
-
-
 def _f64(tree):
   return jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), tree)
 
@@ -64,8 +57,8 @@ def test_closed_form_equals_autodiff_float64(name):
     apply_fn, embed_fn = model.bind(_f64(variables.batch_stats))
     x1 = jax.random.uniform(key1, (4,) + model.input_shape, jnp.float64)
     x2 = jax.random.uniform(key2, (4,) + model.input_shape, jnp.float64)
-    ref, h1, h2 = map(np.asarray, fast_compile(lambda p, a, b: (
-        _head_brute(apply_fn, p, a, b), embed_fn(p, a), embed_fn(p, b)), params, x1, x2))
+    ref, h1, h2 = map(np.asarray, jax.jit(lambda p, a, b: (
+        _head_brute(apply_fn, p, a, b), embed_fn(p, a), embed_fn(p, b)))(params, x1, x2))
     closed_full = np.asarray(last_layer_ntk(h1, h2, C, trace=False))
     closed_traced = np.asarray(last_layer_ntk(h1, h2, C))
     traced = _EmpiricalNTK(apply_fn, traced=True, param_filter="last_layer", chunk_size=None)
@@ -102,8 +95,8 @@ def test_closed_form_handles_stax_ntk_scaling():
     return jnp.concatenate([l.reshape(x.shape[0], C, -1)
                             for l in jax.tree_util.tree_leaves(j)], axis=-1)
 
-  ref = fast_compile(lambda p, a, b: jnp.einsum("icp,jdp->ijcd", jac(p, a), jac(p, b)),
-                     params, x1, x2)
+  ref = jax.jit(lambda p, a, b: jnp.einsum("icp,jdp->ijcd", jac(p, a), jac(p, b)))(
+      params, x1, x2)
   np.testing.assert_allclose(impl.kernel(params, x1, x2), ref, rtol=1e-4, atol=1e-5)
 
 
@@ -123,9 +116,9 @@ def test_non_affine_head_falls_back_to_autodiff():
     eager = np.asarray(impl.kernel(params, x1, x2))  # what empirical_ntk_fn calls
     ntk = empirical_ntk_fn(apply_fn, param_filter="last_layer")
     _, embed_fn = model.bind(_f64(variables.batch_stats))
-    ref, jitted, h1, h2 = map(np.asarray, fast_compile(lambda p, a, b: (
+    ref, jitted, h1, h2 = map(np.asarray, jax.jit(lambda p, a, b: (
         jnp.einsum("ijcc->ij", _head_brute(apply_fn, p, a, b)), ntk(p, a, b),
-        embed_fn(p, a), embed_fn(p, b)), params, x1, x2))
+        embed_fn(p, a), embed_fn(p, b)))(params, x1, x2))
     naive = np.asarray(last_layer_ntk(h1, h2, C))
   np.testing.assert_allclose(eager, ref, rtol=1e-10, atol=1e-12)
   np.testing.assert_allclose(jitted, ref, rtol=1e-10, atol=1e-12)
