@@ -9,7 +9,7 @@ The baseline's batched ``eigvalsh`` may split its batch over the cores, the solv
 do not; ``XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"``
 (recorded in the JSON's ``env``) times both sides on one thread.
 
-Prints one JSON object. Every timing is the median of ``--repeats`` warm runs (after a
+Prints one JSON object. Every timing is the median of ``--repeats`` (5) warm runs (after a
 first call that includes compilation, reported separately), with ``block_until_ready``;
 ``*_best_s`` is the fastest of those runs, and ``speedup_*_best`` the ratio of bests, the
 steadier figure on a machine shared with other jobs (the JSON records the load average).
@@ -26,9 +26,8 @@ Sections (``--sections``, default all; ``bordered``, ``small``, ``features``, ``
   first ``--subset`` candidates and extrapolated linearly to ``m`` (eigvalsh of
   independent matrices costs the same per matrix); the JSON says so.
 * ``bordered_l100_g20``: NPC's CIFAR-10 regime, the baseline on all ``m`` matrices.
-  ``compacted`` says whether the solve gathered each chunk's slowest quarter into a
-  smaller loop (only exact solves of ``COMPACT_MIN_CANDIDATES`` = 16,384 candidates or
-  more: it compiles the loop twice); ``--m 16384`` shows that path.
+  The plain solve's steps visit only unfinished candidates, one at a time on CPU
+  (``kernels/spectral/_roots.py``), so no chunk waits for its slowest row.
 * ``features_d{D}``: Grams ``Φ Φᵀ`` of ``d = --d`` features (rank ``d < l + g``),
   positive-only (the plain value is exactly 0): :func:`feature_min_eigenvalues` vs the
   same baseline (extrapolated from ``--subset``) and vs the bordered solver on blocks.
@@ -228,10 +227,8 @@ def bench_small(l, g, m, repeats, seed=2):
   from assljax.kernels.spectral import choose_method, default_rtol
 
   k_ll, k_lg, k_gg = _rbf_blocks(l, g, m, 64, seed)
-  from assljax.kernels.spectral._driver import COMPACT_MIN_CANDIDATES
-
   out = {"l": l, "g": g, "m": m, "dtype": "float32", "kernel": "RBF on 64-d Gaussian data",
-         "auto_method": choose_method(l=l, g=g), "compacted": m >= COMPACT_MIN_CANDIDATES}
+         "auto_method": choose_method(l=l, g=g)}
   vals, first, med = _timeit(
       lambda: bordered_min_eigenvalues(k_ll, k_lg, k_gg, positive_only=False), repeats,
       "bordered_plain", out)
@@ -343,7 +340,7 @@ def main():
   parser.add_argument("--budget", type=int, default=20)
   parser.add_argument("--npc-candidates", type=int, default=None,
                       help="num_candidates for the NPC round (default: unlabeled count)")
-  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--sections", default=",".join(SECTIONS),
                       help="comma-separated subset of: " + ", ".join(SECTIONS))
   parser.add_argument("--npc-child", action="store_true", help=argparse.SUPPRESS)

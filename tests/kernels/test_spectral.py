@@ -108,6 +108,30 @@ def test_solvers_match_float64_eigvalsh(solver, kind, positive_only):
     assert not np.any(np.abs(ev - RTOL32 * np.linalg.norm(a)) < 1e-6 * np.abs(ev).max())
 
 
+@pytest.mark.parametrize("kind", ["psd", "rank_deficient"])
+def test_plain_bordered_solve_on_the_batched_path_matches_the_per_candidate_loop(
+    monkeypatch, kind):
+  """GPU/TPU run the smallest-eigenvalue steps batched (``jax.vmap``: both branches of
+  every ``cond``, masked), CPU one candidate at a time; forced here on CPU, the batched
+  path gives the same values (one candidate per chunk: no batched LAPACK call can
+  split, see tests/parallel/test_parallel_lapack.py)."""
+  from assljax import parallel
+
+  phi_l, phi_g = features_case(kind, seed=4)
+  kb = [f32(a) for a in blocks_of(phi_l, phi_g)]
+  ref, lmax = reference(assembled(*kb), positive_only=False)
+  solve = lambda: np.asarray(bordered_min_eigenvalues(*kb, positive_only=False, chunk_size=1))
+  looped = solve()
+  monkeypatch.setattr(parallel, "one_matrix_per_lapack_call", lambda: False)
+  jax.clear_caches()
+  batched = solve()
+  jax.clear_caches()
+  assert_close(looped, ref, lmax)
+  assert_close(batched, ref, lmax)
+  np.testing.assert_allclose(batched, looped, rtol=0,
+                             atol=8 * np.finfo(np.float32).eps * lmax.max())
+
+
 def test_scale_invariance_at_extreme_magnitudes():
   phi_l, phi_g = features_case("psd", seed=8)
   kb = [np.asarray(a, np.float32) for a in blocks_of(phi_l, phi_g)]
@@ -466,7 +490,8 @@ def test_argmax_search_breaks_ties_by_the_first_candidate():
 def test_compacted_iteration_equals_one_loop_over_the_chunk(monkeypatch, bound_steps):
   """The last unfinished quarter of a chunk of 40 runs on 10 gathered rows and follows the
   iterations of one loop over all 40: the same values up to the rounding of batched
-  products of another size (an ulp). Bounds (a few steps) never compact."""
+  products of another size (an ulp). Bounds (a few steps) never compact, and neither
+  does the plain solve, whose steps skip finished candidates themselves."""
   from assljax.kernels.spectral import _driver
 
   monkeypatch.setattr(_driver, "COMPACT_MIN_CANDIDATES", 40)   # compact from 40 candidates
@@ -480,23 +505,29 @@ def test_compacted_iteration_equals_one_loop_over_the_chunk(monkeypatch, bound_s
   k_gg = np.stack([gram[L + i * G:L + (i + 1) * G, L + i * G:L + (i + 1) * G]
                    for i in range(40)])
   blocks = tuple(map(f32, (k_ll, k_lg, k_gg)))
-  solve = lambda *blocks: batch_min_eigenvalues(*blocks, method="bordered", chunk_size=None,
-                                                positive_only=False, bound_steps=bound_steps)
 
-  def run():
+  def run(positive_only):
     jax.clear_caches()   # COMPACT_MIN_CANDIDATES is read when tracing
-    # the loop body factorizes S: one Cholesky call per copy of the body in the program
+    solve = lambda *blocks: batch_min_eigenvalues(*blocks, method="bordered", chunk_size=None,
+                                                  positive_only=positive_only,
+                                                  bound_steps=bound_steps)
+    # the loop bodies decompose S: LAPACK calls per copy of a body in the program
     program = jax.jit(solve).lower(*blocks).compile()
-    return (np.asarray(program(*blocks)),
-            program.as_text().count('custom_call_target="lapack_spotrf'))
+    calls = lambda name: program.as_text().count(f'custom_call_target="lapack_{name}')
+    return np.asarray(program(*blocks)), calls("ssyevd"), calls("spotrf")
 
-  out, compacted = run()
+  (out, compacted, _), (plain, _, plain_calls) = run(True), run(False)
   monkeypatch.setattr(_driver, "COMPACT_MIN_CANDIDATES", 41)
-  one_loop, single = run()
-  assert compacted == (single if bound_steps else 2 * single)
-  ref, lmax = reference(assembled(k_ll, k_lg, k_gg), positive_only=False)
-  np.testing.assert_allclose(out, one_loop, rtol=0, atol=4 * np.finfo(np.float32).eps * lmax.max())
-  if bound_steps is None:
-    assert_close(out, ref, lmax)
-  else:
-    assert np.all(out >= ref - 1e-5 * lmax)
+  (one_loop, single, _), (plain_one_loop, _, plain_single) = run(True), run(False)
+  assert compacted > single if bound_steps is None else compacted == single
+  assert plain_calls == plain_single
+  np.testing.assert_array_equal(plain, plain_one_loop)
+  for positive_only, values in ((True, out), (False, plain)):
+    ref, lmax = reference(assembled(k_ll, k_lg, k_gg), positive_only=positive_only)
+    if positive_only:
+      np.testing.assert_allclose(out, one_loop, rtol=0,
+                                 atol=4 * np.finfo(np.float32).eps * lmax.max())
+    if bound_steps is None:
+      assert_close(values, ref, lmax)
+    else:
+      assert np.all(values >= ref - 1e-5 * lmax)

@@ -211,7 +211,8 @@ def score(inputs: Blocks | Features, scale: jax.Array, rtol: jax.Array, *, metho
   """
   source = _source(inputs, scale)
   # compacting the slowest rows saves ~25% of the iteration but compiles a second copy of
-  # the loop (~1.5 s on CPU), so only large exact solves use it
+  # the loop (~1.5 s on CPU), so only large exact solves use it (the general loop: the
+  # plain bordered solve skips finished rows itself, _roots.kth_eigenvalue)
   compact = bound_steps is None and inputs.m >= COMPACT_MIN_CANDIDATES
   plan = SOLVERS[method](source, positive_only=positive_only, rtol=rtol, compact=compact)
   steps = jnp.asarray(EXACT_STEPS if bound_steps is None else bound_steps, jnp.int32)

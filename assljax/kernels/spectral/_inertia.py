@@ -48,6 +48,33 @@ def per_matrix(fn: Callable, *batches: jax.Array) -> Any:
   return jax.lax.map(lambda one: fn(*one), batches)
 
 
+def per_row(fn: Callable, rows: jax.Array, batches: tuple[jax.Array, ...],
+            fill: jax.Array) -> jax.Array:
+  """``fn`` of one candidate's rows where ``rows``, ``fill``'s row elsewhere.
+
+  Args:
+    fn: ``(*one row of each batch) -> (k,)``.
+    rows: ``(c,)`` bool, the rows to compute.
+    batches: ``(c, ...)`` arrays.
+    fill: ``(c, k)``, the result of the other rows.
+
+  On CPU a loop visits only the rows to compute, one at a time (so a row costs only its
+  own work, and LAPACK calls inside ``fn`` take one matrix each, see
+  :func:`per_matrix`); on GPU and TPU ``jax.vmap`` computes every row (batched calls).
+  """
+  if not parallel.one_matrix_per_lapack_call():
+    return jnp.where(rows[:, None], jax.vmap(fn)(*batches), fill)
+  c = rows.shape[0]
+  order = jnp.nonzero(rows, size=c, fill_value=0)[0]                  # wanted rows first
+
+  def body(i, out):
+    r = order[i]
+    one = [jax.lax.dynamic_index_in_dim(b, r, keepdims=False) for b in batches]
+    return jax.lax.dynamic_update_index_in_dim(out, fn(*one), r, 0)
+
+  return jax.lax.fori_loop(0, jnp.sum(rows.astype(jnp.int32)), body, fill)
+
+
 def schur(lam, Z, D, x, *, sigma: float):
   """``S(x) = D - sigma x I - Zᵀ diag(1 / (Λ - x)) Z`` ``(c, g, g)``, ``1 / (Λ - x)``
   ``(c, l)`` (poles closer than ``eps^2`` moved to that distance), ``#{Λ < x}``."""
