@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from assljax import parallel
 from assljax.kernels.spectral._inertia import (_COUNT_NOISE, checked_count, per_matrix,
                                                per_row, sym, update_rows)
 
@@ -148,7 +149,7 @@ def _row_schur(Zt, D, w, x, *, sigma: float):
   return sym(D - sigma * x[..., None, None] * eye - ztwz)
 
 
-def _row_step(fixed, moving, *, l: int, g: int, sigma: float):
+def _row_step(fixed, moving, *, l: int, g: int, sigma: float, exact_lost: bool):
   """One candidate's step of :func:`_evaluate_smallest`: its Schur complement, count and
   new vector.
 
@@ -198,9 +199,22 @@ def _row_step(fixed, moving, *, l: int, g: int, sigma: float):
       negative, lambda: (jnp.zeros((), bool), jax.lax.cond(open_above, rayleigh_step, lambda: v)),
       count_step)
   above = negative | ~definite
+  f = jnp.dot(v_n, jnp.dot(S, v_n))
+  if exact_lost:
+    def exact():
+      mu, V = jnp.linalg.eigh(S)
+      return V[:, 0], mu[0]
+
+    v_n, f = jax.lax.cond(_lost(above, f, noise, repair, open_above), exact, lambda: (v_n, f))
   zv = jnp.sum(Zt * v_n[:, None], axis=0)
-  return jnp.concatenate([v_n, zv, jnp.stack([jnp.dot(v_n, jnp.dot(S, v_n)),
-                                              above.astype(dtype)])])
+  return jnp.concatenate([v_n, zv, jnp.stack([f, above.astype(dtype)])])
+
+
+def _lost(above, f, noise, repair, open_above):
+  """Whether the vector lost ``v_1``: ``S`` is indefinite but ``vᵀ S v`` is positive beyond
+  rounding (a quotient within ``S``'s rounding of 0 is not lost: its proposal lands next
+  to ``x``, which the bracket's nudge handles), and the row goes on."""
+  return above & (f > noise) & repair & open_above
 
 
 def _evaluate_smallest(lam, fixed: _Fixed, x, v, repair=True, active=True, open_above=True,
@@ -223,8 +237,9 @@ def _evaluate_smallest(lam, fixed: _Fixed, x, v, repair=True, active=True, open_
     although ``ρ >= 0``) ``v`` takes a Rayleigh-quotient step.
 
   Rows whose quotient still is not negative although ``S`` is indefinite (``v`` lost
-  ``v_1``) take the exact eigenpair, gathered (:func:`_inertia.update_rows`), not the
-  whole chunk's ``eigh``. The model then uses ``f = vᵀ S v``: for ``x < Λ_1`` it lies
+  ``v_1``, :func:`_lost`) take the exact eigenpair: in their own step on CPU, gathered
+  after a batched step (:func:`_inertia.update_rows`) elsewhere, never the whole chunk's
+  ``eigh``. The model then uses ``f = vᵀ S v``: for ``x < Λ_1`` it lies
   above ``μ_1`` for *any* unit ``v`` (concavity), so its root never falls below the
   wanted eigenvalue, however rough ``v`` is.
 
@@ -266,20 +281,21 @@ def _evaluate_smallest(lam, fixed: _Fixed, x, v, repair=True, active=True, open_
       [w, v, jnp.stack([x, noise, flag(repair), flag(open_above), flag(open_below)], axis=1)],
       axis=1)
   fill = jnp.concatenate([v, jnp.zeros((c, l + 1), dtype), jnp.ones((c, 1), dtype)], axis=1)
-  out = per_row(functools.partial(_row_step, l=l, g=g, sigma=sigma), work,
+  # one candidate at a time (CPU), a row that lost v_1 takes the exact eigenpair in its
+  # step; batched, the few such rows are gathered afterwards
+  in_row = parallel.one_matrix_per_lapack_call()
+  out = per_row(functools.partial(_row_step, l=l, g=g, sigma=sigma, exact_lost=in_row), work,
                 (fixed.packed, moving), fill)
   v, zv, f, above = out[:, :g], out[:, g:g + l], out[:, g + l], out[:, g + l + 1] > 0
-  # S is indefinite but vᵀ S v >= 0: the vector lost v_1. A quotient within S's rounding
-  # of 0 is not lost: its proposal lands next to x, which the bracket's nudge handles.
-  lost = (below == 0) & above & (f > noise) & repair & open_above
+  if not in_row:
+    def exact(packed, w, x):
+      Zt, D = _unpack(packed, l, g)
+      S = _row_schur(Zt, D, w, x, sigma=sigma)
+      mu, V = per_matrix(jnp.linalg.eigh, S)
+      return V[:, :, 0], jnp.sum(Zt * V[:, :, :1], axis=1), mu[:, 0]
 
-  def exact(packed, w, x):
-    Zt, D = _unpack(packed, l, g)
-    S = _row_schur(Zt, D, w, x, sigma=sigma)
-    mu, V = per_matrix(jnp.linalg.eigh, S)
-    return V[:, :, 0], jnp.sum(Zt * V[:, :, :1], axis=1), mu[:, 0]
-
-  v, zv, f = update_rows(lost, exact, (fixed.packed, w, x), (v, zv, f))
+    lost = (below == 0) & _lost(above, f, noise, repair, open_above)
+    v, zv, f = update_rows(lost, exact, (fixed.packed, w, x), (v, zv, f))
   proposal = _model_root(zv, raw, diff, x, f, sigma=sigma)
   return (below >= 1) | above, jnp.where(below == 0, proposal, jnp.nan), v
 
