@@ -75,7 +75,7 @@ else
     --dtype bfloat16
   section ntk_wrn 100 $PYTHON benchmarks/ntk.py --models wrn-28-2 --wrn-n 256 --nvp-n 32 \
     --chunk-size 64 --reps 3
-  section spectral 100 $PYTHON benchmarks/spectral.py
+  section spectral 100 $PYTHON benchmarks/spectral.py --repeats 3
   section scale 60 $PYTHON benchmarks/scale.py --devices 1 --platform gpu
 fi
 
