@@ -82,7 +82,7 @@ class _BlockSource:
     B, D = B / self._scale, _rows(self._kgg, ids) / self._scale
     return B, D, _rows_finite(B, D)
 
-  def border(self, Q):
+  def border(self, Q, transposed=False):
     if _project_pool(self._index, self._pool.shape[1]):
       # every pool column serves many candidates: project the pool once, not per
       # candidate, and keep a sample's projection contiguous (a row) for the gathers
@@ -91,13 +91,16 @@ class _BlockSource:
 
       def chunk(ids):
         rows = _rows(self._index, ids)
-        Z = jnp.swapaxes(jnp.take(projected, rows, axis=0), 1, 2)    # (c, l, g)
+        Zt = jnp.take(projected, rows, axis=0)                        # (c, g, l)
         D = _rows(self._kgg, ids) / self._scale
-        return Z, D, jnp.all(pool_ok[rows], axis=1) & _rows_finite(D)
+        return (Zt if transposed else jnp.swapaxes(Zt, 1, 2), D,
+                jnp.all(pool_ok[rows], axis=1) & _rows_finite(D))
       return chunk
 
     def chunk(ids):
       B, D, ok = self.blocks(ids)
+      if transposed:
+        return jnp.einsum("clg,lk->cgk", B, Q), D, ok                 # (Qᵀ B)ᵀ (c, g, l)
       return jnp.matmul(Q.T[None], B), D, ok                          # Qᵀ B (c, l, g)
     return chunk
 
@@ -132,7 +135,7 @@ class _FeatureSource:
     D = jnp.matmul(U, jnp.swapaxes(U, 1, 2))
     return B, D, _rows_finite(B, D)
 
-  def border(self, Q):
+  def border(self, Q, transposed=False):
     P = jnp.matmul(Q.T, self.labeled_features)                          # Qᵀ Φ_L (l, d)
     if _project_pool(self._index, self._pool.shape[0]):
       # as for _BlockSource.border: the pool's projection once, a row per sample
@@ -142,13 +145,16 @@ class _FeatureSource:
       def chunk(ids):
         rows = _rows(self._index, ids)
         U = jnp.take(self._pool, rows, axis=0) / self._feat_scale       # (c, g, d)
-        Z = jnp.swapaxes(jnp.take(projected, rows, axis=0), 1, 2)      # (c, l, g)
-        return Z, jnp.matmul(U, jnp.swapaxes(U, 1, 2)), jnp.all(pool_ok[rows], axis=1)
+        Zt = jnp.take(projected, rows, axis=0)                          # (c, g, l)
+        return (Zt if transposed else jnp.swapaxes(Zt, 1, 2),
+                jnp.matmul(U, jnp.swapaxes(U, 1, 2)), jnp.all(pool_ok[rows], axis=1))
       return chunk
 
     def chunk(ids):
       U, ok = self.features(ids)
-      return jnp.matmul(P[None], jnp.swapaxes(U, 1, 2)), jnp.matmul(U, jnp.swapaxes(U, 1, 2)), ok
+      Zt = jnp.matmul(U, P.T[None])                                     # (c, g, l)
+      return (Zt if transposed else jnp.swapaxes(Zt, 1, 2), jnp.matmul(U, jnp.swapaxes(U, 1, 2)),
+              ok)
     return chunk
 
   def projected(self, Q):

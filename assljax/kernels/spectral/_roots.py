@@ -124,11 +124,10 @@ class _Fixed(NamedTuple):
   dnorm: jax.Array    # (c,) ||D||_F
 
 
-def _fixed(Z, D) -> _Fixed:
-  c = Z.shape[0]
-  return _Fixed(jnp.concatenate([jnp.swapaxes(Z, 1, 2).reshape(c, -1), D.reshape(c, -1)],
-                                axis=1),
-                jnp.sum(Z * Z, axis=2), jnp.sqrt(jnp.sum(D * D, axis=(1, 2))))
+def _fixed(Zt, D) -> _Fixed:
+  c = Zt.shape[0]
+  return _Fixed(jnp.concatenate([Zt.reshape(c, -1), D.reshape(c, -1)], axis=1),
+                jnp.sum(Zt * Zt, axis=1), jnp.sqrt(jnp.sum(D * D, axis=(1, 2))))
 
 
 def _unpack(packed, l: int, g: int):
@@ -300,7 +299,7 @@ def _evaluate_smallest(lam, fixed: _Fixed, x, v, repair=True, active=True, open_
   return (below >= 1) | above, jnp.where(below == 0, proposal, jnp.nan), v
 
 
-def _rayleigh_bound(lam, Z, D, y, v):
+def _rayleigh_bound(lam, Zt, D, y, v):
   """``(c,)`` upper bounds on ``λ_min(M)`` from the Rayleigh quotient of one vector each.
 
   In ``A``'s eigenbasis ``M = [[diag(Λ), Z], [Zᵀ, D]]``; the vector ``u = [a; v]`` with
@@ -312,11 +311,12 @@ def _rayleigh_bound(lam, Z, D, y, v):
   products per entry), so it holds for the computed quotient too.
 
   Args:
-    lam: ``(l,)``; Z: ``(c, l, g)``; D: ``(c, g, g)`` symmetric; y: ``(c,)``; v: ``(c, g)``.
+    lam: ``(l,)``; Zt: ``Zᵀ (c, g, l)``; D: ``(c, g, g)`` symmetric; y: ``(c,)``;
+    v: ``(c, g)``.
   """
-  dtype = Z.dtype
-  n = Z.shape[1] + Z.shape[2]
-  zv = jnp.matmul(Z, v[:, :, None])[:, :, 0]                            # (c, l)
+  dtype = Zt.dtype
+  n = Zt.shape[1] + Zt.shape[2]
+  zv = jnp.sum(Zt * v[:, :, None], axis=1)                              # (c, l)
   a = -zv / (lam[None, :] - y[:, None])
   a = jnp.where(jnp.isfinite(a), a, 0.0)
   dv = jnp.matmul(D, v[:, :, None])[:, :, 0]                            # (c, g)
@@ -344,7 +344,9 @@ def kth_eigenvalue(lam, Z, D, k, lo, hi, atol, x0=None, *, sigma: float, offset:
   5-8 steps; ``smallest=True`` (only for ``k = 1``, ``offset = 0``) then replaces the
   per-step ``eigh`` by one Cholesky or LU per candidate with a step of inverse or
   Rayleigh-quotient iteration (:func:`_evaluate_smallest`), started from the direction
-  of the first pole's border row. Stops per candidate once ``hi - lo <= atol``; returns
+  of the first pole's border row; ``Z`` is then given transposed, ``Zᵀ (c, g, l)``, the
+  layout in which the per-candidate Schur product contracts fastest and which the
+  candidate sources produce without a copy. Stops per candidate once ``hi - lo <= atol``; returns
   the midpoint ``(c,)``. ``x0`` is the first point evaluated (default: just below
   ``hi``).
 
@@ -369,7 +371,7 @@ def kth_eigenvalue(lam, Z, D, k, lo, hi, atol, x0=None, *, sigma: float, offset:
   loop then serves bounds and eigenvalues (the driver's argmax search).
   """
   dtype = Z.dtype
-  c, g = Z.shape[0], Z.shape[2]
+  c, g = Z.shape[0], D.shape[1]
   cap = _max_iter(dtype)
   max_iter = cap if bound_steps is None else jnp.minimum(cap, bound_steps)
   if x0 is None:
@@ -379,7 +381,7 @@ def kth_eigenvalue(lam, Z, D, k, lo, hi, atol, x0=None, *, sigma: float, offset:
     # S(x)'s lowest eigenvector turns towards the first pole's border row ζ_1 as x nears
     # Λ_1, below which the root lies; the iteration needs no more than a rough start (the
     # exact eigenvector of S(x0), one eigh per candidate, measured no fewer steps)
-    v0 = _normalized(Z[:, 0, :], jnp.broadcast_to(jnp.eye(1, g, dtype=dtype), (c, g)))[1]
+    v0 = _normalized(Z[:, :, 0], jnp.broadcast_to(jnp.eye(1, g, dtype=dtype), (c, g)))[1]
     evaluate = lambda rows, x, v, repair, active, *opened: _evaluate_smallest(
         lam, _Fixed(*rows[4:]), x, v, repair, active, *opened, sigma=sigma)
   else:

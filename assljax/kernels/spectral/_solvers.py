@@ -67,8 +67,10 @@ class CandidateSource(Protocol):
   def blocks(self, ids: jax.Array | None) -> tuple[jax.Array, jax.Array, jax.Array]:
     """``(B (c, l, g), D (c, g, g), ok (c,))``: ``K_LG``, ``K_GG``, inputs finite."""
 
-  def border(self, Q: jax.Array) -> Callable[[jax.Array | None], tuple]:
-    """``ids -> (Qᵀ B (c, l, g), D (c, g, g), ok (c,))`` for an orthogonal ``Q (l, l)``."""
+  def border(self, Q: jax.Array, transposed: bool = False) -> Callable[[jax.Array | None], tuple]:
+    """``ids -> (Qᵀ B (c, l, g), D (c, g, g), ok (c,))`` for an orthogonal ``Q (l, l)``;
+    with ``transposed``, ``(Qᵀ B)ᵀ (c, g, l)`` instead (the layout of the sources' own
+    products, without a transposing copy)."""
 
 
 class FeatureSource(CandidateSource, Protocol):
@@ -123,14 +125,16 @@ def _bordered_chunk(lam, Z, D, fro2_fixed, steps, *, positive_only: bool, rtol: 
   """Bordered solve for one chunk: ``(c,)`` smallest (positive) eigenvalues.
 
   Args:
-    lam: ``(l,)`` eigenvalues of ``K_LL``; ``Z``: ``(c, l, g)`` = ``Qᵀ K_LG``;
-    D: ``(c, g, g)`` = ``K_GG``; fro2_fixed: ``||K_LL||_F^2``.
+    lam: ``(l,)`` eigenvalues of ``K_LL``; ``Z``: ``(c, l, g)`` = ``Qᵀ K_LG``, transposed
+      ``(c, g, l)`` for the plain value (``positive_only`` False, see
+      :func:`kth_eigenvalue`); D: ``(c, g, g)`` = ``K_GG``; fro2_fixed: ``||K_LL||_F^2``.
     steps: int32 scalar: stop after this many root-finder steps and return certified
       upper bounds (:func:`kth_eigenvalue`); ``_roots.EXACT_STEPS`` for the eigenvalues.
     compact: iterate the chunk's slowest quarter on fewer rows (:func:`kth_eigenvalue`).
   """
   dtype = Z.dtype
-  l, g = Z.shape[1], Z.shape[2]
+  g = D.shape[1]
+  l = Z.shape[1] + Z.shape[2] - g
   n = l + g
   c = Z.shape[0]
   eps = jnp.finfo(dtype).eps
@@ -241,7 +245,8 @@ def _bordered(source: CandidateSource, *, positive_only: bool, rtol: jax.Array,
   A = source.labeled_gram()
   lam, Q = jnp.linalg.eigh(A)
   fro2 = jnp.sum(A * A)
-  border = source.border(Q)
+  # the plain solve's per-candidate steps contract Zᵀ (c, g, l) (_roots.kth_eigenvalue)
+  border = source.border(Q, transposed=not positive_only)
 
   def gather(ids):
     Z, D, ok = border(ids)
