@@ -133,8 +133,7 @@ def _bordered_chunk(lam, Z, D, fro2_fixed, steps, *, positive_only: bool, rtol: 
     compact: iterate the chunk's slowest quarter on fewer rows (:func:`kth_eigenvalue`).
   """
   dtype = Z.dtype
-  g = D.shape[1]
-  l = Z.shape[1] + Z.shape[2] - g
+  l, g = lam.shape[0], D.shape[1]
   n = l + g
   c = Z.shape[0]
   eps = jnp.finfo(dtype).eps
