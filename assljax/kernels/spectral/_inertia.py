@@ -75,29 +75,39 @@ def per_row(fn: Callable, rows: jax.Array, batches: tuple[jax.Array, ...],
   return jax.lax.fori_loop(0, jnp.sum(rows.astype(jnp.int32)), body, fill)
 
 
-def schur(lam, Z, D, x, *, sigma: float):
-  """``S(x) = D - sigma x I - Zᵀ diag(1 / (Λ - x)) Z`` ``(c, g, g)``, ``1 / (Λ - x)``
-  ``(c, l)`` (poles closer than ``eps^2`` moved to that distance), ``#{Λ < x}``."""
-  dtype = Z.dtype
-  g = Z.shape[2]
-  eps = jnp.finfo(dtype).eps
+def poles(lam, x):
+  """``Λ - x`` ``(c, l)`` as ``raw`` and moved off the poles (closer than ``eps^2`` to that
+  distance) as ``diff``, ``w = 1 / diff`` and ``#{Λ < x}`` ``(c,)``."""
+  eps = jnp.finfo(x.dtype).eps
   tiny = eps * eps
   raw = lam[None, :] - x[:, None]                                     # (c, l)
   diff = jnp.where(jnp.abs(raw) < tiny, jnp.where(raw < 0, -tiny, tiny), raw)
-  w = 1.0 / diff
   below = jnp.sum((lam[None, :] < x[:, None]).astype(jnp.int32), axis=1)  # (c,)
-  eye = jnp.eye(g, dtype=dtype)
+  return raw, diff, 1.0 / diff, below
+
+
+def schur(lam, Z, D, x, *, sigma: float):
+  """``S(x) = D - sigma x I - Zᵀ diag(1 / (Λ - x)) Z`` ``(c, g, g)`` and :func:`poles`'s
+  ``raw, diff, w, below``."""
+  g = Z.shape[2]
+  raw, diff, w, below = poles(lam, x)
+  eye = jnp.eye(g, dtype=Z.dtype)
   S = D - sigma * x[:, None, None] * eye[None] - jnp.matmul(
       jnp.swapaxes(Z, 1, 2), Z * w[:, :, None])
   return sym(S), raw, diff, w, below
 
 
+def noise_from_norms(dnorm, zz, x, w, *, sigma: float):
+  """:func:`schur_noise` from ``dnorm = ||D||_F`` ``(c,)`` and ``zz = ||z_i||²`` ``(c, l)``."""
+  eps = jnp.finfo(x.dtype).eps
+  return _COUNT_NOISE * eps * (dnorm + jnp.abs(sigma * x) + jnp.sum(zz * jnp.abs(w), axis=1))
+
+
 def schur_noise(Z, D, x, w, *, sigma: float):
   """``(c,)`` rounding bound of ``S(x)``'s computed eigenvalues (and Rayleigh quotients):
   ``_COUNT_NOISE eps (||D|| + |σ x| + Σ_i ||z_i||² / |Λ_i - x|)``."""
-  eps = jnp.finfo(Z.dtype).eps
-  return _COUNT_NOISE * eps * (jnp.sqrt(jnp.sum(D * D, axis=(1, 2))) + jnp.abs(sigma * x)
-                               + jnp.sum(jnp.sum(Z * Z, axis=2) * jnp.abs(w), axis=1))
+  return noise_from_norms(jnp.sqrt(jnp.sum(D * D, axis=(1, 2))), jnp.sum(Z * Z, axis=2), x, w,
+                          sigma=sigma)
 
 
 def _deflated_count(lam, Z, D, x, raw, w, *, sigma: float, offset: int):

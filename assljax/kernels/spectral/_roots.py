@@ -19,8 +19,8 @@ import jax
 import jax.numpy as jnp
 
 from assljax import parallel
-from assljax.kernels.spectral._inertia import (_COUNT_NOISE, checked_count, per_matrix,
-                                               per_row, sym, update_rows)
+from assljax.kernels.spectral._inertia import (checked_count, noise_from_norms, per_matrix,
+                                               per_row, poles, sym, update_rows)
 
 _MAX_MODEL_RUN = 16   # model steps in a row before a forced bisection
 _COMPACT_FACTOR = 4   # _compacted: the last quarter of a chunk runs on a quarter of it
@@ -262,15 +262,8 @@ def _evaluate_smallest(lam, fixed: _Fixed, x, v, repair=True, active=True, open_
   """
   dtype = x.dtype
   c, l, g = x.shape[0], lam.shape[0], v.shape[1]
-  eps = jnp.finfo(dtype).eps
-  tiny = eps * eps
-  raw = lam[None, :] - x[:, None]                                     # (c, l), as schur()
-  diff = jnp.where(jnp.abs(raw) < tiny, jnp.where(raw < 0, -tiny, tiny), raw)
-  w = 1.0 / diff
-  below = jnp.sum((lam[None, :] < x[:, None]).astype(jnp.int32), axis=1)
-  # schur_noise, from the chunk's fixed norms
-  noise = _COUNT_NOISE * eps * (fixed.dnorm + jnp.abs(sigma * x)
-                                + jnp.sum(fixed.zz * jnp.abs(w), axis=1))
+  raw, diff, w, below = poles(lam, x)
+  noise = noise_from_norms(fixed.dnorm, fixed.zz, x, w, sigma=sigma)
   repair = jnp.broadcast_to(jnp.asarray(repair, bool), (c,))
   # rows done, or with x above a pole (the count needs no factorization), keep their
   # vector, with above = 1
