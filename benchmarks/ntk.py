@@ -11,16 +11,18 @@ CIFAR-shaped inputs ``(N, 32, 32, 3)``, 10 classes, parameters at initialization
   ``nt_jacobian_contraction_s`` / ``nt_ntk_vector_products_s``: neural-tangents'
   ``empirical_ntk_fn`` on the same pure function and parameters; ``ratio_vs_best_nt`` is
   ours divided by the faster of the two (target <= 1). Programs are compiled ahead of time
-  (compile time reported separately). Ours and JACOBIAN_CONTRACTION are timed
-  alternately, ``--reps`` calls each, and the medians reported (alternating keeps load
-  drift on a shared machine from favouring either); other figures are the median of
+  (compile time reported separately), all with the package's XLA options
+  (``assljax._compile.jit``: on CPU, convolutions in XLA's Eigen kernels; ``env``
+  shows them). Ours and JACOBIAN_CONTRACTION are timed alternately, ``--reps`` calls
+  each, and the medians reported (alternating keeps load drift on a shared machine from
+  favouring either); other figures are the median of
   ``--reps`` calls (NTK_VECTOR_PRODUCTS: one call), each ``block_until_ready``.
   NTK_VECTOR_PRODUCTS costs O(N^2 C) network passes, so on CPU it is measured at
   ``N = --nvp-n`` and compared with ours at that same N.
 * ``last_layer``: the closed form (``param_filter="last_layer"``, no ``embed_fn``) against
   the all-parameter autodiff NTK at the same N (target >= 50x).
 * ``memory``: XLA's compiled scratch ("temp") allocation, from
-  ``jax.jit(f).lower(...).compile().memory_analysis().temp_size_in_bytes``, for ours
+  ``jit(f).lower(...).compile().memory_analysis().temp_size_in_bytes``, for ours
   without and with ``chunk_size`` and for both neural-tangents implementations. This is
   the scratch peak of XLA's static buffer assignment for the program, beyond its inputs
   and outputs; it is not process RSS.
@@ -41,7 +43,7 @@ import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from assljax import models  # noqa: E402
+from assljax import _compile, models  # noqa: E402
 from assljax.kernels import empirical_ntk_fn  # noqa: E402
 from assljax.kernels._compat import import_neural_tangents  # noqa: E402
 
@@ -73,8 +75,9 @@ def _interleaved_median_times(fns: dict, reps: int) -> dict:
 
 
 def _compiled(fn, *args):
+  # ours and neural-tangents' with the same XLA options: the package's (assljax/_compile.py)
   start = time.perf_counter()
-  compiled = jax.jit(fn).lower(*args).compile()
+  compiled = _compile.jit(fn).lower(*args).compile()
   return compiled, time.perf_counter() - start
 
 
@@ -178,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
       "benchmark": "empirical NTK (traced over classes)",
       "env": {"jax": jax.__version__, "backend": jax.default_backend(),
               "devices": [str(d) for d in jax.devices()][:1], "device_count": jax.device_count(),
-              "cpu_count": os.cpu_count(), "python": platform.python_version()},
+              "cpu_count": os.cpu_count(), "python": platform.python_version(),
+              "compiler_options": _compile.compiler_options(),
+              "XLA_FLAGS": os.environ.get("XLA_FLAGS")},
       "units": "seconds (median wall time) unless stated",
       "reps": args.reps,
       "models": [],

@@ -23,8 +23,13 @@ Prints one JSON object:
   the images per step, the forward counted by XLA's cost analysis of one image.
   ``xla_flops_per_step`` is XLA's count of the whole compiled step, for reference.
 * ``baseline_grad_step``: measured in the same run, a plain jitted ``value_and_grad``
-  of the cross-entropy over the same number of (un-augmented) images, no optimizer:
-  the floor the engine's step can approach; ``ratio_step_over_baseline``.
+  of the cross-entropy over the same number of (un-augmented) images, no optimizer,
+  compiled with the engine's options (``assljax._compile.jit``): the floor the engine's
+  step can approach; ``ratio_step_over_baseline``.
+* ``env.compiler_options``: the XLA options of both (on CPU, YNNPACK for dots and
+  reductions only; ``assljax/_compile.py``). XLA's defaults, YNNPACK convolutions
+  included, are timed by naming the option yourself:
+  ``XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=+individual_convolution``.
 * ``matmul_peak``: this machine's measured matrix-multiply rate (``--peak-size``
   square, in the compute dtype), and ``mfu`` = model FLOPs/s over that peak.
 * with ``--peer torch``: ``peer`` (the PyTorch step's median seconds, measured after
@@ -78,7 +83,7 @@ def main() -> None:
                       help="interpreter of the environment with PyTorch")
   args = parser.parse_args()
 
-  from assljax import models, ssl
+  from assljax import _compile, models, ssl
   dtype = jnp.bfloat16 if args.dtype == "bfloat16" else jnp.float32
   compute_dtype = None if args.dtype == "float32" else dtype
 
@@ -124,7 +129,7 @@ def main() -> None:
   xb = jnp.asarray(rng.uniform(size=(images, 32, 32, 3)).astype(np.float32))
   yb = jnp.asarray(rng.integers(0, 10, size=images).astype(np.int32))
 
-  @jax.jit
+  @_compile.jit  # compiled like the engine's step
   def grad_step(params, stats):
     def loss(p):
       logits, new_stats = compute_model.apply_train(p, stats, xb)
@@ -145,7 +150,9 @@ def main() -> None:
   result = {
       "env": {"jax": jax.__version__, "backend": jax.default_backend(),
               "devices": [str(d) for d in jax.devices()][:1], "device_count": jax.device_count(),
-              "python": platform.python_version(), "machine": platform.machine()},
+              "python": platform.python_version(), "machine": platform.machine(),
+              "compiler_options": _compile.compiler_options(),
+              "XLA_FLAGS": os.environ.get("XLA_FLAGS")},
       "config": {"model": args.model, "labeled_batch": args.batch, "mu": args.mu,
                  "images_per_step": images, "dtype": args.dtype, "timed_steps": args.steps},
       "first_step_s": {"value": round(first_step_s, 3), "units": "s",

@@ -108,6 +108,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from assljax._compile import jit
 from assljax._validation import (UserInputError, check_chunk_size, check_int, check_number,
                                  check_positive_int)
 from assljax.acquisition.base import Context, StatelessStrategy, check_finite, register
@@ -335,7 +336,7 @@ def _best_candidate(theta, z_hess, t_hess, w_hess, z_outer, t_outer, w_outer, ta
   return jnp.argmax(scores).astype(jnp.int32)
 
 
-@functools.partial(jax.jit, static_argnames=("inner_steps", "cg_steps"))
+@functools.partial(jit, static_argnames=("inner_steps", "cg_steps"))
 def _lbfgs_step(theta, z_train, t_train, w_train, z_outer, t_outer, w_outer, taken, *, reg,
                 inner_steps, inner_tol, cg_steps, cg_tol):
   """One greedy step with L-BFGS: ``(theta*, best row of z_outer)``."""
@@ -347,7 +348,7 @@ def _lbfgs_step(theta, z_train, t_train, w_train, z_outer, t_outer, w_outer, tak
   return theta, best
 
 
-@functools.partial(jax.jit, static_argnames=("views", "inner_steps", "batch_size",
+@functools.partial(jit, static_argnames=("views", "inner_steps", "batch_size",
                                              "cg_steps"))
 def _adam_step(theta, opt_state, key, x_rows, t_rows, w_rows, nystrom, z_hess, t_hess, w_hess,
                z_outer, t_outer, w_outer, taken, *, views, reg, lr, inner_steps, batch_size,

@@ -45,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from assljax import parallel
+from assljax._compile import jit
 from assljax._validation import check_chunk_size, check_number
 from assljax.acquisition.base import Context, StatelessStrategy, check_finite, register
 from assljax.acquisition.uncertainty import RowFn, host_map_rows, top_k_rows
@@ -63,7 +64,7 @@ def _tree_vdot(a: PyTree, b: PyTree) -> jax.Array:
                                             jax.tree_util.tree_leaves(b)))
 
 
-@functools.partial(jax.jit, static_argnums=(0,))
+@functools.partial(jit, static_argnums=(0,))
 def _chunk_gradient(apply_fn: Callable, acc: PyTree, params: PyTree, x: jax.Array,
                     idx: jax.Array, labels: jax.Array, weights: jax.Array) -> PyTree:
   # under a data mesh the rows are split over the devices; XLA all-reduces the sum

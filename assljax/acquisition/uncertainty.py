@@ -43,6 +43,7 @@ import numpy as np
 
 from assljax import parallel
 from assljax._chunking import chunked_map
+from assljax._compile import jit
 from assljax._validation import UserInputError, check_chunk_size, check_int
 from assljax.acquisition.base import (Context, StatelessStrategy, check_finite, register)
 
@@ -70,7 +71,7 @@ class RowFn:
     return self.fn(*self.args, params, x, *extra)
 
 
-@functools.partial(jax.jit, static_argnums=(0,), static_argnames=("chunk_size",))
+@functools.partial(jit, static_argnums=(0,), static_argnames=("chunk_size",))
 def map_rows(row_fn: RowFn, params: PyTree, x: jax.Array, idx: jax.Array, *,
              chunk_size: int | None) -> PyTree:
   """``row_fn(params, x[idx])`` computed ``chunk_size`` rows at a time.
@@ -89,7 +90,7 @@ def map_rows(row_fn: RowFn, params: PyTree, x: jax.Array, idx: jax.Array, *,
                      chunk_size=chunk_size)
 
 
-@functools.partial(jax.jit, static_argnums=(0,), static_argnames=("chunk_size",))
+@functools.partial(jit, static_argnums=(0,), static_argnames=("chunk_size",))
 def map_rows_keyed(row_fn: RowFn, params: PyTree, x: jax.Array, idx: jax.Array, key: jax.Array,
                    *, chunk_size: int | None) -> PyTree:
   """``row_fn(params, x[idx], keys)`` with ``keys[i] = fold_in(key, idx[i])``, chunked.
@@ -110,7 +111,7 @@ def map_rows_keyed(row_fn: RowFn, params: PyTree, x: jax.Array, idx: jax.Array, 
   return chunked_map(rows, idx, chunk_size=chunk_size)
 
 
-@functools.partial(jax.jit, static_argnums=(0,))
+@functools.partial(jit, static_argnums=(0,))
 def _rows_once(row_fn: RowFn, params: PyTree, x: jax.Array, idx: jax.Array,
                *extra: PyTree) -> PyTree:
   # under a data mesh the call's rows are split over the devices (no-op otherwise)

@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 
 from assljax._chunking import chunked_map
+from assljax._compile import jit
 from assljax._validation import UserInputError, check_chunk_size, is_traced
 
 PyTree = Any
@@ -237,12 +238,12 @@ class _EmpiricalNTK:
     self.param_filter = param_filter
     self.chunk_size = chunk_size
     self._structure_cache: dict = {}
-    self._kernel_autodiff = jax.jit(self._kernel_autodiff_impl, static_argnames="symmetric")
-    self._kernel_cond = jax.jit(self._kernel_cond_impl, static_argnames="symmetric")
-    self._head_parts = jax.jit(self._head_parts_impl)
-    self._closed = jax.jit(self._closed_kernel, static_argnums=2)
-    self._diag_autodiff = jax.jit(self._diag_autodiff_impl)
-    self._diag_cond = jax.jit(self._diag_cond_impl)
+    self._kernel_autodiff = jit(self._kernel_autodiff_impl, static_argnames="symmetric")
+    self._kernel_cond = jit(self._kernel_cond_impl, static_argnames="symmetric")
+    self._head_parts = jit(self._head_parts_impl)
+    self._closed = jit(self._closed_kernel, static_argnums=2)
+    self._diag_autodiff = jit(self._diag_autodiff_impl)
+    self._diag_cond = jit(self._diag_cond_impl)
 
   # -- structure ------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from assljax._chunking import chunked_map
+from assljax._compile import jit
 from assljax._validation import UserInputError, check_positive_int
 
 _HIGHEST = jax.lax.Precision.HIGHEST
@@ -92,7 +93,7 @@ def last_layer_ntk(features1: jax.Array, features2: jax.Array | None, num_classe
   return gram[:, :, None, None] * eye[None, None]
 
 
-@functools.partial(jax.jit, static_argnames=("embed_fn", "num_classes", "chunk_size"))
+@functools.partial(jit, static_argnames=("embed_fn", "num_classes", "chunk_size"))
 def _embedded_features(embed_fn: Callable[[Any, jax.Array], jax.Array], params: Any,
                        x: jax.Array, *, num_classes: int, chunk_size: int | None) -> jax.Array:
   """``last_layer_features(embed_fn(params, x), C)`` ``(n, d + 1)``, embedding ``chunk_size``

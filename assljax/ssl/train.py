@@ -53,6 +53,7 @@ import optax
 
 from assljax import parallel
 from assljax._chunking import chunked_map
+from assljax._compile import jit
 from assljax._validation import UserInputError, check_number
 from assljax.models.core import Model, Variables
 from assljax.ssl import optim
@@ -521,13 +522,13 @@ def make_trainer(model: Model, algorithm: Algorithm, *, batch_size: int = 64,
   if device_loop is None:
     device_loop = jax.default_backend() != "cpu"
   if mesh is None:
-    step_fn = jax.jit(accumulate, donate_argnums=(0, 2))
-    loop_fn = jax.jit(device_loop_fn, donate_argnums=(0, 3))
+    step_fn = jit(accumulate, donate_argnums=(0, 2))
+    loop_fn = jit(device_loop_fn, donate_argnums=(0, 3))
   else:  # replicated state and data in and out; the batch is sharded inside the step
     rep = state_sharding
-    step_fn = jax.jit(accumulate, in_shardings=(rep, rep, rep), out_shardings=(rep, rep),
+    step_fn = jit(accumulate, in_shardings=(rep, rep, rep), out_shardings=(rep, rep),
                       donate_argnums=(0, 2))
-    loop_fn = jax.jit(device_loop_fn, in_shardings=(rep, rep, rep, rep),
+    loop_fn = jit(device_loop_fn, in_shardings=(rep, rep, rep, rep),
                       out_shardings=(rep, rep), donate_argnums=(0, 3))
   return Trainer(model=model, algorithm=algorithm, batch_size=int(batch_size),
                  unlabeled_batch_size=unlabeled_batch_size, optimizer=optimizer,
@@ -547,7 +548,7 @@ def _eval_fn(model: Model, batch_size: int):
     totals = jnp.zeros((model.num_classes,), jnp.float32).at[y].add(1.0)
     return correct.sum(), hits, totals
 
-  return jax.jit(counts)
+  return jit(counts)
 
 
 def evaluate(model: Model, variables: Variables, x: Any, y: Any, *,
