@@ -85,7 +85,9 @@ class _LazyJit:
       return self._get_nested()(*args, **kwargs)
 
   def __getattr__(self, name: str):
-    if name.startswith("__"):
+    # only reached for names the instance lacks; its own fields are missing only while
+    # copy or pickle rebuild it, and must not recurse into _get then
+    if name.startswith("__") or name in ("_fun", "_kwargs", "_jitted", "_nested"):
       raise AttributeError(name)
     return getattr(self._get(), name)
 

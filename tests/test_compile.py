@@ -1,5 +1,6 @@
 """assljax._compile.jit: Eigen convolutions on CPU, same numbers as XLA's defaults."""
 
+import copy
 import functools
 import re
 
@@ -68,6 +69,7 @@ def test_jit_forwards_the_jitted_functions_attributes():
   assert f.__doc__ == "doc of f" and f.__name__ == "f"
   assert float(f(jnp.float32(3.0), power=2)) == 9.0
   assert f._cache_size() == 1
+  assert float(copy.copy(f)(jnp.float32(2.0), power=3)) == 8.0
   assert "power" not in str(f.lower(jnp.float32(1.0), power=3).as_text().split("{")[0])
   with pytest.raises(TypeError, match="compiler_options"):
     _compile.jit(f, compiler_options={})
