@@ -2,9 +2,9 @@
 
 jaxlib 0.10's XLA:CPU hands convolutions with 32 or more channels to YNNPACK, whose
 kernels for the gradients of a convolution are slow on this project's machines: the
-weight gradient of one 3x3 convolution of 120 images of 32 x 32 x 32 takes 310-500 ms
+weight gradient of one 3x3 convolution of 120 images of 32 x 32 x 32 takes 310-670 ms
 there and 26 ms in XLA's Eigen convolution, and the forward 30 ms against 20 ms
-(``benchmarks/train_step.py``: a FixMatch step of WRN-28-2 goes from 6.1 s to 1.5 s).
+(``benchmarks/train_step.py``: a FixMatch step of WRN-28-2 goes from 6.1 s to 1.6-1.9 s).
 So on CPU :func:`jit` compiles with YNNPACK kept for dots and reductions only
 (:func:`compiler_options`), and every training step, kernel and pool pass that runs a
 convolution uses it instead of ``jax.jit``. (A YNNPACK reduction can still absorb the
