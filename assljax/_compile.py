@@ -27,6 +27,8 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
+from assljax._validation import is_traced
+
 _YNN_FUSION_TYPE = "xla_cpu_experimental_ynn_fusion_type"
 # jaxlib 0.10's default list (its dumped debug options) without INDIVIDUAL_CONVOLUTION.
 _YNN_WITHOUT_CONVOLUTION = "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"
@@ -74,8 +76,7 @@ class _LazyJit:
     return self._nested
 
   def __call__(self, *args, **kwargs):
-    if any(isinstance(leaf, jax.core.Tracer)
-           for leaf in jax.tree_util.tree_leaves((args, kwargs))):
+    if is_traced(args, kwargs):
       return self._get_nested()(*args, **kwargs)
     try:
       return self._get()(*args, **kwargs)
